@@ -1,0 +1,87 @@
+"""Every error siq-schemas raises derives from :class:`SiqSchemasError`.
+
+Errors are data: each carries a stable kebab-case ``code`` (the reject reason
+used in the ``rejects`` table) and, where known, where the problem is.
+"""
+
+from __future__ import annotations
+
+
+class SiqSchemasError(Exception):
+    """Base class of every siq-schemas error."""
+
+    code = "error"
+
+
+class UnknownEvent(SiqSchemasError, LookupError):
+    """The payload's ``event`` names an event that has no schema."""
+
+    code = "unknown-event"
+
+    def __init__(self, event: object) -> None:
+        self.event = event
+        super().__init__(f"unknown event {event!r}")
+
+    def __str__(self) -> str:
+        return f"unknown event {self.event!r}"
+
+
+class PayloadInvalid(SiqSchemasError, ValueError):
+    """The payload does not match its event's schema.
+
+    ``json_path`` points at the problem (``$.entity.rating``), ``event`` is the
+    payload's event name and ``errors`` holds every ``jsonschema`` error found.
+    """
+
+    code = "schema-invalid"
+
+    def __init__(self, message: str, json_path: str = "$", event: str | None = None, errors: tuple = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.json_path = json_path
+        self.event = event
+        self.errors = errors
+
+    def __str__(self) -> str:
+        return f"{self.json_path}: {self.message}"
+
+
+class SignatureError(SiqSchemasError):
+    """Base class of the signature problems of a delivery."""
+
+
+class SignatureInvalid(SignatureError, ValueError):
+    """The signature does not verify with any key of the keyring, or is malformed."""
+
+    code = "signature-invalid"
+
+
+class SignatureMissing(SignatureError, LookupError):
+    """The delivery has no ``x-siqsignature`` header."""
+
+    code = "signature-missing"
+
+
+class KeyInvalid(SiqSchemasError, ValueError):
+    """A public key could not be loaded (no key, a private key, not RSA...)."""
+
+    code = "key-invalid"
+
+
+class Unreadable(SiqSchemasError, ValueError):
+    """An input record or file cannot be read (bad JSON, bad UTF-8, corrupt file).
+
+    ``source`` and ``line`` say where; ``line`` is 0 for a whole-file problem.
+    """
+
+    code = "unreadable"
+
+    def __init__(self, message: str, source: str = "", line: int = 0) -> None:
+        super().__init__(message)
+        self.message = message
+        self.source = source
+        self.line = line
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}" if self.line else self.source
+        return f"{where}: {self.message}" if where else self.message
