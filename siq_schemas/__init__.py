@@ -1,0 +1,54 @@
+"""JSON Schemas, signature verification and Parquet loaders for Zoho SalesIQ webhook deliveries."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from . import _registry
+from .exceptions import (
+    KeyInvalid,
+    PayloadInvalid,
+    SignatureError,
+    SignatureInvalid,
+    SignatureMissing,
+    SiqSchemasError,
+    UnknownEvent,
+    Unreadable,
+)
+from .validate import is_valid, iter_errors, validate
+
+try:
+    __version__ = version("siq-schemas")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+#: The event names that have schemas (documented, observed-only and alternate spellings).
+EVENTS: tuple[str, ...] = _registry.event_names()
+
+
+def schema(event: str, strict: bool = False) -> dict[str, Any]:
+    """The JSON Schema (a dict) of one event's payload, or of ``"envelope"``.
+
+    With ``strict=True``, the variant that allows no unknown properties.
+    Raises :class:`UnknownEvent` for a name that has no schema.
+    """
+    return _registry.document(event, strict)
+
+
+__all__ = [
+    "EVENTS",
+    "KeyInvalid",
+    "PayloadInvalid",
+    "SignatureError",
+    "SignatureInvalid",
+    "SignatureMissing",
+    "SiqSchemasError",
+    "UnknownEvent",
+    "Unreadable",
+    "__version__",
+    "is_valid",
+    "iter_errors",
+    "schema",
+    "validate",
+]

@@ -1,0 +1,93 @@
+"""The schemas shipped as package data, loaded once and compiled once.
+
+Every file of ``siq_schemas/schemas/`` is one resource of a
+:class:`referencing.Registry`, keyed by its ``$id``. Nothing is ever fetched:
+a ``$ref`` outside the shipped files is an error. Strict variants are derived
+from the lenient ones (every object that lists ``properties`` gets
+``unevaluatedProperties: false``), so the two can never disagree on anything
+but unknown properties.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+import jsonschema
+import jsonschema_rs
+from referencing import Registry
+from referencing.jsonschema import DRAFT202012
+
+from .exceptions import UnknownEvent
+
+#: Resources that are not event schemas.
+SUPPORT = ("defs", "envelope")
+
+
+@cache
+def _documents(strict: bool) -> dict[str, dict[str, Any]]:
+    """Schema documents by name (file name without ``.json``)."""
+    documents = {}
+    for entry in files("siq_schemas.schemas").iterdir():
+        if entry.name.endswith(".json"):
+            document = json.loads(entry.read_text(encoding="utf-8"))
+            documents[entry.name.removesuffix(".json")] = _strict(document) if strict else document
+    return dict(sorted(documents.items()))
+
+
+def _strict(node: Any) -> Any:
+    """A copy of ``node`` in which every object listing ``properties`` allows no others."""
+    if isinstance(node, list):
+        return [_strict(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    result = {key: _strict(value) for key, value in node.items()}
+    if "properties" in node and isinstance(node["properties"], dict):
+        result["unevaluatedProperties"] = False
+    return result
+
+
+def event_names() -> tuple[str, ...]:
+    """Every event name that has a schema."""
+    return tuple(name for name in _documents(False) if name not in SUPPORT)
+
+
+def document(name: str, strict: bool = False) -> dict[str, Any]:
+    """A copy of one schema document (an event name, ``"envelope"`` or ``"defs"``)."""
+    try:
+        return copy.deepcopy(_documents(strict)[name])
+    except (KeyError, TypeError):
+        raise UnknownEvent(name) from None
+
+
+@cache
+def registry(strict: bool = False) -> Registry:
+    """Every shipped schema, by ``$id``; nothing else can be retrieved."""
+    resources = [DRAFT202012.create_resource(doc) for doc in _documents(strict).values()]
+    return Registry().with_resources((resource.id(), resource) for resource in resources).crawl()
+
+
+class Validators:
+    """The compiled validators of one event: a ``jsonschema`` one that explains and a fast one that judges."""
+
+    __slots__ = ("explain", "fast")
+
+    def __init__(self, schema: dict[str, Any], strict: bool) -> None:
+        self.explain = jsonschema.Draft202012Validator(schema, registry=registry(strict))
+        resources = [(doc["$id"], doc) for doc in _documents(strict).values()]
+        self.fast = jsonschema_rs.Draft202012Validator(
+            schema, registry=jsonschema_rs.Registry(resources), validate_formats=False
+        )
+
+
+@cache
+def validators(name: str, strict: bool = False) -> Validators:
+    """The compiled validators of one event name (or ``"envelope"``), built on first use."""
+    documents = _documents(strict)
+    if name not in documents or name == "defs":
+        raise UnknownEvent(name)
+    return Validators(documents[name], strict)
+

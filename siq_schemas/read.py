@@ -1,0 +1,212 @@
+"""Read stage: archives of deliveries to a stream of records.
+
+An archive is files, directories (walked recursively) and glob patterns. A file
+is JSON Lines (``.jsonl``/``.ndjson``) or JSON (``.json``), optionally
+compressed (``.gz``, ``.zst``). Each line of a JSON Lines file is either a
+*delivery record* (``{"received_at", "headers", "body" | "body_base64"}``) or a
+*bare payload* (an envelope: it has ``event`` and no ``body``). A ``.json``
+file holds one envelope or an array of them.
+
+Everything is streamed: one line is in memory at a time. Lines split on
+``\\n`` only, so a raw U+2028 inside a JSON string never breaks a line. A
+record that cannot be read becomes a record carrying an :class:`Unreadable`
+error, so the caller can reject it without losing it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import glob
+import gzip
+import io
+import json
+import os
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import orjson
+import zstandard
+
+from .exceptions import Unreadable
+from .parse import loads
+
+LINE_SUFFIXES = (".jsonl", ".ndjson")
+JSON_SUFFIXES = (".json",)
+COMPRESSIONS = ("", ".gz", ".zst")
+#: Every file name ending the readers take.
+SUFFIXES = tuple(kind + compression for kind in LINE_SUFFIXES + JSON_SUFFIXES for compression in COMPRESSIONS)
+
+Kind = Literal["delivery", "bare", "blank", "unreadable"]
+
+
+@dataclass(slots=True)
+class Record:
+    """One input record: where it was read, what was read, and what it holds.
+
+    ``kind`` is ``delivery`` (``body`` holds the raw request body bytes),
+    ``bare`` (``payload`` holds the parsed envelope), ``blank`` (a blank line,
+    counted apart) or ``unreadable`` (``error`` says why).
+    """
+
+    source: str
+    line: int
+    raw: bytes
+    kind: Kind
+    body: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    received_at: str | None = None
+    payload: Any = None
+    error: Unreadable | None = None
+
+
+def expand(sources: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """The files of an archive, in a stable order, each once.
+
+    Directories are walked recursively for files with one of :data:`SUFFIXES`;
+    a source that does not exist is taken as a glob pattern. Raises
+    :class:`Unreadable` for a source that matches nothing.
+    """
+    files: dict[Path, None] = {}
+    for source in sources:
+        path = Path(source)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES))
+        elif path.exists():
+            found = [path]
+        elif glob.has_magic(str(source)):
+            found = sorted(Path(p) for p in glob.glob(str(source), recursive=True) if Path(p).is_file())
+        else:
+            found = []
+        if not found:
+            raise Unreadable("no such file or directory" if not glob.has_magic(str(source)) else "no file matches",
+                             str(source))
+        files.update(dict.fromkeys(found))
+    return list(files)
+
+
+def read_records(path: str | os.PathLike[str]) -> Iterator[Record]:
+    """Every record of one file, in order.
+
+    Raises :class:`Unreadable` only when the file cannot be opened at all; a
+    file that breaks part-way yields its readable records, then one
+    ``unreadable`` record naming the byte offset where it broke.
+    """
+    source = str(path)
+    name = source[:-3] if source.endswith(".gz") else source[:-4] if source.endswith(".zst") else source
+    try:
+        stream = _open(source)
+    except OSError as error:
+        raise Unreadable(error.strerror or str(error), source) from None
+    with stream:
+        if name.endswith(JSON_SUFFIXES):
+            yield from _json_file(stream, source)
+        else:
+            yield from _lines_file(stream, source)
+
+
+def _open(source: str) -> IO[bytes]:
+    raw = open(source, "rb")  # noqa: SIM115 - closed by the returned stream
+    if source.endswith(".gz"):
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # multi-member files read through
+    if source.endswith(".zst"):
+        reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=True)
+        return io.BufferedReader(reader)  # type: ignore[arg-type]
+    return raw
+
+
+_DECOMPRESSION_ERRORS = (EOFError, OSError, zlib.error, zstandard.ZstdError)
+
+
+def _lines_file(stream: IO[bytes], source: str) -> Iterator[Record]:
+    number = 0
+    offset = 0
+    try:
+        for line in stream:
+            number += 1
+            offset += len(line)
+            yield _line_record(line, source, number)
+    except _DECOMPRESSION_ERRORS as error:
+        yield _broken(source, number + 1, offset, error)
+
+
+def _json_file(stream: IO[bytes], source: str) -> Iterator[Record]:
+    try:
+        data = stream.read()
+    except _DECOMPRESSION_ERRORS as error:
+        yield _broken(source, 1, 0, error)
+        return
+    if not data.strip():
+        return
+    try:
+        document = loads(data, source, 1)
+    except Unreadable as error:
+        yield Record(source, 1, data, "unreadable", error=error)
+        return
+    items = document if isinstance(document, list) else [document]
+    for number, item in enumerate(items, 1):
+        yield _object_record(item, None, source, number)
+
+
+def _broken(source: str, line: int, offset: int, error: BaseException) -> Record:
+    detail = f"corrupt or truncated file after {offset} bytes of data: {error}"
+    return Record(source, line, b"", "unreadable", error=Unreadable(detail, source, line))
+
+
+def _line_record(line: bytes, source: str, number: int) -> Record:
+    if not line.strip():
+        return Record(source, number, line, "blank")
+    line = line.rstrip(b"\r\n")
+    try:
+        value = loads(line, source, number)
+    except Unreadable as error:
+        return Record(source, number, line, "unreadable", error=error)
+    return _object_record(value, line, source, number)
+
+
+def _object_record(value: Any, raw: bytes | None, source: str, number: int) -> Record:
+    """A delivery record when ``value`` has a body, else a bare payload."""
+    if raw is None:
+        raw = _dumps(value)
+    if not isinstance(value, dict) or ("body" not in value and "body_base64" not in value):
+        return Record(source, number, raw, "bare", payload=value)
+    headers = value.get("headers") or {}
+    received_at = value.get("received_at")
+    try:
+        if not isinstance(headers, dict):
+            raise Unreadable("'headers' is not an object", source, number)
+        if received_at is not None and not isinstance(received_at, str):
+            raise Unreadable("'received_at' is not a string", source, number)
+        body = _body(value, source, number)
+    except Unreadable as error:
+        return Record(source, number, raw, "unreadable", error=error)
+    headers = {str(key).lower(): value for key, value in headers.items()}
+    return Record(source, number, raw, "delivery", body=body, headers=headers, received_at=received_at)
+
+
+def _body(record: dict[str, Any], source: str, number: int) -> bytes:
+    if "body" in record:
+        body = record["body"]
+        if not isinstance(body, str):
+            raise Unreadable("'body' is not a string (the raw request body text)", source, number)
+        try:
+            return body.encode("utf-8")
+        except UnicodeEncodeError:
+            raise Unreadable("'body' holds a lone surrogate, not UTF-8 text", source, number) from None
+    encoded = record["body_base64"]
+    try:
+        if not isinstance(encoded, str):
+            raise ValueError
+        return base64.b64decode(encoded, validate=True)
+    except (ValueError, binascii.Error):
+        raise Unreadable("'body_base64' is not valid base64", source, number) from None
+
+
+def _dumps(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # integers over 64 bits
+        return json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass")
