@@ -1,0 +1,114 @@
+"""The schema reference in ``docs/schemas.md``, generated from the schemas themselves.
+
+The hand-written part of the document (conventions) stays as it is; the part
+between the ``BEGIN``/``END`` markers is rewritten by ``make docs``
+(``python -m siq_schemas._reference docs/schemas.md``). A test fails when the
+committed file differs from what this module generates.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import _registry
+
+BEGIN = "<!-- BEGIN GENERATED: python -m siq_schemas._reference docs/schemas.md -->"
+END = "<!-- END GENERATED -->"
+#: Shared definitions shown as a type name rather than expanded field by field.
+SCALARS = ("id", "id_list", "epoch_ms", "boolean", "count", "status_codes", "version")
+
+
+def render() -> str:
+    """The generated Markdown: the value types, the envelope, then every event."""
+    defs = _registry.document("defs")["$defs"]
+    out = ["## Value types", "", "| type | JSON | meaning |", "| --- | --- | --- |"]
+    for name in SCALARS:
+        out.append(f"| <a id='type-{name}'></a>`{name}` | {_json_types(defs[name])} | {defs[name]['description']} |")
+    out += ["", "## Envelope", "", _document_description("envelope"), "", *_table(_registry.document("envelope"))]
+    out += ["", "## Events", ""]
+    for event in _registry.event_names():
+        document = _registry.document(event)
+        out += [f"### `{event}`", "", document.get("description", ""), ""]
+        if document.get("$ref") != "envelope.json":
+            out += [f"Same payload as [`{_target(document['$ref'])}`](#{_anchor(_target(document['$ref']))}).", ""]
+            continue
+        entity = document.get("properties", {}).get("entity")
+        if entity is None:
+            out += ["Envelope only: the entity is kept as it comes.", ""]
+            continue
+        required = "required" if "entity" in document.get("required", []) else "optional"
+        out += [f"`entity` ({required}): {_def(entity['$ref'])['description']}", ""]
+        out += [*_table(_def(entity["$ref"]), "entity"), ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _table(schema: dict[str, Any], prefix: str = "") -> list[str]:
+    rows = ["| field | type | required | description |", "| --- | --- | --- | --- |"]
+    rows += list(_rows(schema, prefix))
+    for alternative in schema.get("anyOf", []):
+        rows.append(f"| (one of) `{'`, `'.join(alternative.get('required', []))}` | | required | |")
+    return rows
+
+
+def _rows(schema: dict[str, Any], prefix: str) -> Any:
+    required = set(schema.get("required", []))
+    for name, node in schema.get("properties", {}).items():
+        path = f"{prefix}.{name}" if prefix else name
+        target = _def(node["$ref"]) if "$ref" in node else node
+        kind = node.get("$ref", "").rpartition("/")[2]
+        if kind in SCALARS:
+            kind_text = f"[`{kind}`](#type-{kind.replace('_', '-')})"
+            description = node.get("description", "")
+        else:
+            kind_text = _json_types(target)
+            description = node.get("description") or target.get("description", "")
+        yes = "yes" if name in required else ""
+        yield f"| `{path}` | {kind_text} | {yes} | {description.replace('|', '/')} |"
+        if "properties" in target:
+            yield from _rows(target, path)
+
+
+def _json_types(schema: dict[str, Any]) -> str:
+    if "enum" in schema:
+        return " or ".join(f"`{json.dumps(value)}`" for value in schema["enum"])
+    kinds = schema.get("type", "any")
+    text = " or ".join(kinds) if isinstance(kinds, list) else kinds
+    if kinds == "array" and "items" in schema:
+        text += f" of {_json_types(schema['items'])}"
+    if "pattern" in schema:
+        text += f" (`{schema['pattern']}`)"
+    return text
+
+
+def _def(ref: str) -> dict[str, Any]:
+    """The shared definition a ``$ref`` (``defs.json#/$defs/x`` or ``#/$defs/x``) points at."""
+    return _registry.document("defs")["$defs"][ref.rpartition("/")[2]]
+
+
+def _target(ref: str) -> str:
+    return ref.removesuffix(".json")
+
+
+def _anchor(event: str) -> str:
+    return event.replace(".", "")
+
+
+def _document_description(name: str) -> str:
+    return str(_registry.document(name).get("description", ""))
+
+
+def update(path: Path) -> bool:
+    """Rewrite the generated part of ``path``; return whether it changed."""
+    text = path.read_text(encoding="utf-8")
+    head, _, rest = text.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    new = f"{head}{BEGIN}\n\n{render()}\n{END}{tail}"
+    path.write_text(new, encoding="utf-8")
+    return new != text
+
+
+if __name__ == "__main__":
+    update(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/schemas.md"))

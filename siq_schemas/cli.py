@@ -1,0 +1,153 @@
+"""The ``siq`` command line: a thin shell over the public API.
+
+Library errors become one-line messages here and nowhere else. Exit codes:
+0 success, 1 a check found problems (invalid payloads, bad signatures),
+2 usage or input/output errors.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import click
+
+from . import EVENTS, __version__, schema
+from .exceptions import PayloadInvalid, SiqSchemasError, UnknownEvent, Unreadable
+from .parse import loads
+from .read import Record, expand, read_records
+from .validate import validate
+
+
+class Failure(click.ClickException):
+    """A clean one-line error with exit code 2."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(self.message, err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="siq")
+def cli() -> None:
+    """Validate, verify and convert Zoho SalesIQ webhook deliveries."""
+
+
+@cli.command("schema")
+@click.argument("event", required=False)
+@click.option("--strict", is_flag=True, help="Print the strict variant (no unknown properties).")
+def schema_command(event: str | None, strict: bool) -> None:
+    """List the events that have schemas, or print the JSON Schema of EVENT.
+
+    EVENT may also be "envelope" or "defs" (the shared definitions).
+    """
+    if event is None:
+        click.echo("\n".join(EVENTS))
+        return
+    try:
+        click.echo(json.dumps(schema(event, strict=strict), indent=2, ensure_ascii=False))
+    except UnknownEvent:
+        raise Failure(f"siq: unknown event {event!r}; `siq schema` lists the events") from None
+
+
+@cli.command("validate")
+@click.argument("files", nargs=-1, required=True)
+@click.option("--strict", is_flag=True, help="Also report properties the schemas do not know.")
+@click.option("--json", "as_json", is_flag=True, help="Write one JSON object per problem, then a summary object.")
+def validate_command(files: tuple[str, ...], strict: bool, as_json: bool) -> int:
+    """Validate payloads in FILES (bare payloads or delivery records).
+
+    FILES may be files, directories or glob patterns, plain, .gz or .zst.
+    Prints `file:line event json-path message` for each invalid record and a
+    summary; exits 1 when any record is invalid or unreadable.
+    """
+    counts = {"records": 0, "valid": 0, "invalid": 0, "unreadable": 0, "blank": 0}
+    for problem in _problems(_records(files), strict, counts):
+        if as_json:
+            click.echo(json.dumps(problem, ensure_ascii=False))
+        else:
+            where = f"{problem['source']}:{problem['line']}"
+            click.echo(f"{where} {problem['event'] or '-'} {problem['json_path']} {problem['message']}")
+    if as_json:
+        click.echo(json.dumps(counts))
+    else:
+        click.echo(
+            f"{counts['records']} records: {counts['valid']} valid, {counts['invalid']} invalid, "
+            f"{counts['unreadable']} unreadable ({counts['blank']} blank lines skipped)",
+            err=True,
+        )
+    return 1 if counts["invalid"] or counts["unreadable"] else 0
+
+
+def _records(sources: tuple[str, ...]) -> Iterator[Record]:
+    """Every record of the archive; a source that cannot be opened is a clean error."""
+    try:
+        for path in expand(sources):
+            yield from read_records(path)
+    except Unreadable as error:
+        raise Failure(f"siq: {error}") from None
+
+
+def _problems(records: Iterator[Record], strict: bool, counts: dict[str, int]) -> Iterator[dict[str, Any]]:
+    """Validate each record, count it, and yield a description of each one that fails."""
+    for record in records:
+        if record.kind == "blank":
+            counts["blank"] += 1
+            continue
+        counts["records"] += 1
+        event = None
+        try:
+            if record.error is not None:
+                raise record.error
+            payload = record.payload if record.kind == "bare" else loads(record.body or b"", record.source, record.line)
+            event = payload.get("event") if isinstance(payload, dict) else None
+            validate(payload, strict=strict)
+        except Unreadable as error:
+            counts["unreadable"] += 1
+            yield _problem(record, None, "unreadable", "$", error.message)
+        except UnknownEvent as error:
+            counts["invalid"] += 1
+            yield _problem(record, event, error.code, "$.event", str(error))
+        except PayloadInvalid as error:
+            counts["invalid"] += 1
+            yield _problem(record, event, error.code, error.json_path, error.message)
+        else:
+            counts["valid"] += 1
+
+
+def _problem(record: Record, event: Any, reason: str, json_path: str, message: str) -> dict[str, Any]:
+    return {
+        "source": record.source,
+        "line": record.line,
+        "event": event if isinstance(event, str) else None,
+        "reason": reason,
+        "json_path": json_path,
+        "message": message,
+    }
+
+
+def main(arguments: list[str] | None = None) -> int:
+    """Run ``siq`` with ``arguments`` (default: the process's) and return its exit code."""
+    try:
+        result = cli.main(arguments, prog_name="siq", standalone_mode=False)
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    except click.Abort:
+        click.echo("siq: interrupted", err=True)
+        return 130
+    except SiqSchemasError as error:
+        click.echo(f"siq: {error}", err=True)
+        return 2
+    except OSError as error:
+        click.echo(f"siq: {error.filename or ''}: {error.strerror or error}", err=True)
+        return 2
+    return result if isinstance(result, int) else 0
+
+
+def run() -> None:
+    """The ``siq`` console script."""
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""The `siq` command line: schema and validate, run as users run them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import siq_schemas
+from siq_schemas.cli import main
+from tests.conftest import DEPARTMENT_DELETED, RATED, write_lines
+
+
+def siq(*arguments: str) -> subprocess.CompletedProcess[str]:
+    """Run `siq` in a real process."""
+    return subprocess.run([sys.executable, "-m", "siq_schemas", *arguments], capture_output=True, text=True)
+
+
+def test_schema_lists_every_event(capsys):
+    """`siq schema` prints every event name, one a line."""
+    assert main(["schema"]) == 0
+    assert capsys.readouterr().out.split() == list(siq_schemas.EVENTS)
+
+
+def test_schema_prints_one_schema(capsys):
+    """`siq schema EVENT` prints that event's JSON Schema; --strict the strict variant."""
+    assert main(["schema", "conversation.rated"]) == 0
+    assert json.loads(capsys.readouterr().out) == siq_schemas.schema("conversation.rated")
+    assert main(["schema", "--strict", "envelope"]) == 0
+    assert json.loads(capsys.readouterr().out)["unevaluatedProperties"] is False
+
+
+def test_schema_of_unknown_event_is_a_clean_error(capsys):
+    """An unknown event name exits 2 with a one-line message."""
+    assert main(["schema", "nope"]) == 2
+    assert capsys.readouterr().err.strip() == "siq: unknown event 'nope'; `siq schema` lists the events"
+
+
+def test_validate_reports_file_line_event_path_and_message(tmp_path):
+    """Each invalid record is printed as `file:line event json-path message`; exit 1; summary on stderr."""
+    bad = json.loads(json.dumps(RATED))
+    bad["entity"]["rating"] = "five"
+    unknown = dict(DEPARTMENT_DELETED, event="conversation.exploded")
+    delivery = {"headers": {"x-siqsignature": "x"}, "body": json.dumps(bad)}
+    path = write_lines(tmp_path / "a.jsonl", [RATED, bad, "", unknown, "{oops", delivery])
+    result = siq("validate", str(path))
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        f"{path}:2 conversation.rated $.entity.rating 'five' is not of type 'integer'",
+        f"{path}:4 conversation.exploded $.event unknown event 'conversation.exploded'",
+        f"{path}:5 - $ invalid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
+        f"{path}:6 conversation.rated $.entity.rating 'five' is not of type 'integer'",
+    ]
+    assert "5 records: 1 valid, 3 invalid, 1 unreadable (1 blank lines skipped)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_validate_json_output(tmp_path, capsys):
+    """--json writes one object per problem with its reason, then the counts."""
+    no_time = {k: v for k, v in DEPARTMENT_DELETED.items() if k != "event_time"}
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps([DEPARTMENT_DELETED, no_time]))
+    assert main(["validate", "--json", str(path)]) == 1
+    problem, counts = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert problem == {
+        "source": str(path),
+        "line": 2,
+        "event": "department.deleted",
+        "reason": "schema-invalid",
+        "json_path": "$.event_time",
+        "message": "'event_time' is a required property",
+    }
+    assert counts == {"records": 2, "valid": 1, "invalid": 1, "unreadable": 0, "blank": 0}
+
+
+def test_validate_all_valid_exits_zero(tmp_path, capsys):
+    """A file of valid payloads exits 0."""
+    path = write_lines(tmp_path / "a.jsonl", [RATED, DEPARTMENT_DELETED])
+    assert main(["validate", str(path)]) == 0
+    assert "2 records: 2 valid, 0 invalid, 0 unreadable" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content", [None, b"\xff\xfe\xfd", b"[{"])
+def test_unreadable_input_is_one_clean_line(tmp_path, content):
+    """A missing file exits 2; bad UTF-8 or bad JSON is reported as unreadable with exit 1; no traceback."""
+    path = tmp_path / "a.json"
+    if content is not None:
+        path.write_bytes(content)
+    result = siq("validate", str(path))
+    assert result.returncode == (2 if content is None else 1)
+    assert "Traceback" not in result.stderr
+    if content is None:
+        assert result.stderr.strip() == f"siq: {path}: no such file or directory"
+    else:
+        assert result.stdout.startswith(f"{path}:1 - $ invalid ")
+
+
+def test_every_command_has_help():
+    """Every command answers --help with its description and exits 0."""
+    for command in siq_schemas.cli.cli.commands:
+        result = siq(command, "--help")
+        assert result.returncode == 0 and "Usage: siq " + command in result.stdout
