@@ -16,7 +16,9 @@ from .exceptions import (
     UnknownEvent,
     Unreadable,
 )
+from .keys import Keyring, PublicKey, load_keys
 from .validate import is_valid, iter_errors, validate
+from .verify import verify_delivery, verify_signature
 
 try:
     __version__ = version("siq-schemas")
@@ -39,7 +41,9 @@ def schema(event: str, strict: bool = False) -> dict[str, Any]:
 __all__ = [
     "EVENTS",
     "KeyInvalid",
+    "Keyring",
     "PayloadInvalid",
+    "PublicKey",
     "SignatureError",
     "SignatureInvalid",
     "SignatureMissing",
@@ -49,6 +53,9 @@ __all__ = [
     "__version__",
     "is_valid",
     "iter_errors",
+    "load_keys",
     "schema",
     "validate",
+    "verify_delivery",
+    "verify_signature",
 ]

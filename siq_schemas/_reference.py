@@ -26,14 +26,26 @@ def render() -> str:
     defs = _registry.document("defs")["$defs"]
     out = ["## Value types", "", "| type | JSON | meaning |", "| --- | --- | --- |"]
     for name in SCALARS:
-        out.append(f"| <a id='type-{name}'></a>`{name}` | {_json_types(defs[name])} | {defs[name]['description']} |")
-    out += ["", "## Envelope", "", _document_description("envelope"), "", *_table(_registry.document("envelope"))]
+        out.append(
+            f"| <a id='type-{name}'></a>`{name}` | {_json_types(defs[name])} | {defs[name]['description']} |"
+        )
+    out += [
+        "",
+        "## Envelope",
+        "",
+        _document_description("envelope"),
+        "",
+        *_table(_registry.document("envelope")),
+    ]
     out += ["", "## Events", ""]
     for event in _registry.event_names():
         document = _registry.document(event)
         out += [f"### `{event}`", "", document.get("description", ""), ""]
         if document.get("$ref") != "envelope.json":
-            out += [f"Same payload as [`{_target(document['$ref'])}`](#{_anchor(_target(document['$ref']))}).", ""]
+            out += [
+                f"Same payload as [`{_target(document['$ref'])}`](#{_anchor(_target(document['$ref']))}).",
+                "",
+            ]
             continue
         entity = document.get("properties", {}).get("entity")
         if entity is None:

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import copy
 import json
-from functools import cache
+from functools import cache, cached_property
 from importlib.resources import files
 from typing import Any
 
-import jsonschema
 import jsonschema_rs
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
@@ -66,21 +65,31 @@ def document(name: str, strict: bool = False) -> dict[str, Any]:
 @cache
 def registry(strict: bool = False) -> Registry:
     """Every shipped schema, by ``$id``; nothing else can be retrieved."""
-    resources = [DRAFT202012.create_resource(doc) for doc in _documents(strict).values()]
-    return Registry().with_resources((resource.id(), resource) for resource in resources).crawl()
+    resources = [(doc["$id"], DRAFT202012.create_resource(doc)) for doc in _documents(strict).values()]
+    return Registry().with_resources(resources).crawl()
 
 
 class Validators:
-    """The compiled validators of one event: a ``jsonschema`` one that explains and a fast one that judges."""
+    """The compiled validators of one event: a fast one that judges and a ``jsonschema`` one that explains.
 
-    __slots__ = ("explain", "fast")
+    ``jsonschema`` is imported only when a payload must be explained: with its
+    format extras installed, importing it takes seconds.
+    """
 
     def __init__(self, schema: dict[str, Any], strict: bool) -> None:
-        self.explain = jsonschema.Draft202012Validator(schema, registry=registry(strict))
+        self.schema = schema
+        self.strict = strict
         resources = [(doc["$id"], doc) for doc in _documents(strict).values()]
         self.fast = jsonschema_rs.Draft202012Validator(
             schema, registry=jsonschema_rs.Registry(resources), validate_formats=False
         )
+
+    @cached_property
+    def explain(self) -> Any:
+        """A ``jsonschema.Draft202012Validator`` for the same schema."""
+        import jsonschema
+
+        return jsonschema.Draft202012Validator(self.schema, registry=registry(self.strict))
 
 
 @cache
@@ -90,4 +99,3 @@ def validators(name: str, strict: bool = False) -> Validators:
     if name not in documents or name == "defs":
         raise UnknownEvent(name)
     return Validators(documents[name], strict)
-

@@ -9,16 +9,27 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import click
 
 from . import EVENTS, __version__, schema
-from .exceptions import PayloadInvalid, SiqSchemasError, UnknownEvent, Unreadable
+from .exceptions import (
+    PayloadInvalid,
+    SignatureInvalid,
+    SignatureMissing,
+    SiqSchemasError,
+    UnknownEvent,
+    Unreadable,
+)
+from .keys import load_keys
 from .parse import loads
 from .read import Record, expand, read_records
 from .validate import validate
+from .verify import signature_header, verify_signature
 
 
 class Failure(click.ClickException):
@@ -56,7 +67,9 @@ def schema_command(event: str | None, strict: bool) -> None:
 @cli.command("validate")
 @click.argument("files", nargs=-1, required=True)
 @click.option("--strict", is_flag=True, help="Also report properties the schemas do not know.")
-@click.option("--json", "as_json", is_flag=True, help="Write one JSON object per problem, then a summary object.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Write one JSON object per problem, then a summary object."
+)
 def validate_command(files: tuple[str, ...], strict: bool, as_json: bool) -> int:
     """Validate payloads in FILES (bare payloads or delivery records).
 
@@ -82,13 +95,73 @@ def validate_command(files: tuple[str, ...], strict: bool, as_json: bool) -> int
     return 1 if counts["invalid"] or counts["unreadable"] else 0
 
 
-def _records(sources: tuple[str, ...]) -> Iterator[Record]:
-    """Every record of the archive; a source that cannot be opened is a clean error."""
+@cli.command("verify")
+@click.option(
+    "--keys",
+    "-k",
+    "key_files",
+    multiple=True,
+    required=True,
+    metavar="FILE",
+    help="A public key file (PEM or base64 DER); repeat for several keys.",
+)
+@click.argument("files", nargs=-1, required=True)
+def verify_command(key_files: tuple[str, ...], files: tuple[str, ...]) -> int:
+    """Check the x-siqsignature of every delivery record in FILES.
+
+    Prints each failure as `file:line reason detail`, then per file the
+    counts of valid signatures (by key id), invalid, missing and unreadable
+    records. Exits 1 when any record fails.
+    """
+    keyring = load_keys(*key_files)
+    failed = False
+    for path in _paths(files):
+        counts: Counter[str] = Counter()
+        by_key: Counter[str] = Counter()
+        for record in _records((str(path),)):
+            if record.kind == "blank":
+                continue
+            try:
+                if record.error is not None:
+                    raise record.error
+                signature = signature_header(record.headers) if record.kind == "delivery" else None
+                if signature is None:
+                    raise SignatureMissing(
+                        "no x-siqsignature header" if record.kind == "delivery" else "bare payload"
+                    )
+                by_key[verify_signature(record.body or b"", signature, keyring)] += 1
+                counts["valid"] += 1
+            except (SignatureInvalid, SignatureMissing, Unreadable) as error:
+                reason = {"signature-invalid": "invalid", "signature-missing": "missing"}.get(
+                    error.code, error.code
+                )
+                counts[reason] += 1
+                detail = error.message if isinstance(error, Unreadable) else str(error)
+                click.echo(f"{record.source}:{record.line} {error.code} {detail}")
+        keys = ", ".join(f"{key}: {count}" for key, count in by_key.most_common())
+        click.echo(
+            f"{path}: {counts['valid']} valid ({keys or 'none'}), {counts['invalid']} invalid, "
+            f"{counts['missing']} missing, {counts['unreadable']} unreadable",
+            err=True,
+        )
+        failed = failed or counts.total() > counts["valid"]
+    return 1 if failed else 0
+
+
+def _paths(sources: tuple[str, ...]) -> list[Path]:
     try:
-        for path in expand(sources):
-            yield from read_records(path)
+        return expand(sources)
     except Unreadable as error:
         raise Failure(f"siq: {error}") from None
+
+
+def _records(sources: tuple[str, ...]) -> Iterator[Record]:
+    """Every record of the archive; a source that cannot be opened is a clean error."""
+    for path in _paths(sources):
+        try:
+            yield from read_records(path)
+        except Unreadable as error:
+            raise Failure(f"siq: {error}") from None
 
 
 def _problems(records: Iterator[Record], strict: bool, counts: dict[str, int]) -> Iterator[dict[str, Any]]:
@@ -102,7 +175,11 @@ def _problems(records: Iterator[Record], strict: bool, counts: dict[str, int]) -
         try:
             if record.error is not None:
                 raise record.error
-            payload = record.payload if record.kind == "bare" else loads(record.body or b"", record.source, record.line)
+            payload = (
+                record.payload
+                if record.kind == "bare"
+                else loads(record.body or b"", record.source, record.line)
+            )
             event = payload.get("event") if isinstance(payload, dict) else None
             validate(payload, strict=strict)
         except Unreadable as error:

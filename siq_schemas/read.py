@@ -18,8 +18,6 @@ from __future__ import annotations
 import base64
 import binascii
 import glob
-import gzip
-import io
 import json
 import os
 import zlib
@@ -82,8 +80,10 @@ def expand(sources: Iterable[str | os.PathLike[str]]) -> list[Path]:
         else:
             found = []
         if not found:
-            raise Unreadable("no such file or directory" if not glob.has_magic(str(source)) else "no file matches",
-                             str(source))
+            raise Unreadable(
+                "no such file or directory" if not glob.has_magic(str(source)) else "no file matches",
+                str(source),
+            )
         files.update(dict.fromkeys(found))
     return list(files)
 
@@ -92,52 +92,93 @@ def read_records(path: str | os.PathLike[str]) -> Iterator[Record]:
     """Every record of one file, in order.
 
     Raises :class:`Unreadable` only when the file cannot be opened at all; a
-    file that breaks part-way yields its readable records, then one
-    ``unreadable`` record naming the byte offset where it broke.
+    file that breaks part-way (truncated, corrupt) yields every record before
+    the break, then one ``unreadable`` record naming the offset of the break.
     """
     source = str(path)
-    name = source[:-3] if source.endswith(".gz") else source[:-4] if source.endswith(".zst") else source
+    name = source.removesuffix(".gz").removesuffix(".zst")
     try:
-        stream = _open(source)
+        raw = open(source, "rb")  # noqa: SIM115 - closed below, also when the consumer stops early
     except OSError as error:
         raise Unreadable(error.strerror or str(error), source) from None
-    with stream:
-        if name.endswith(JSON_SUFFIXES):
-            yield from _json_file(stream, source)
-        else:
-            yield from _lines_file(stream, source)
+    with raw:
+        chunks = _decompressed(raw, source)
+        yield from (_json_file if name.endswith(JSON_SUFFIXES) else _lines_file)(chunks, source)
 
 
-def _open(source: str) -> IO[bytes]:
-    raw = open(source, "rb")  # noqa: SIM115 - closed by the returned stream
+CHUNK = 1 << 20
+
+
+class _Broken(Exception):
+    """A compressed stream broke after ``offset`` bytes of input."""
+
+    def __init__(self, offset: int, reason: str) -> None:
+        super().__init__(f"corrupt or truncated file at byte {offset}: {reason}")
+
+
+def _decompressed(raw: IO[bytes], source: str) -> Iterator[bytes]:
+    """The file's data in chunks, decompressed; multi-member gzip and multi-frame zstd read through.
+
+    Raises :class:`_Broken` after the last good chunk when the data is corrupt or ends early.
+    """
     if source.endswith(".gz"):
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # multi-member files read through
-    if source.endswith(".zst"):
-        reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=True)
-        return io.BufferedReader(reader)  # type: ignore[arg-type]
-    return raw
-
-
-_DECOMPRESSION_ERRORS = (EOFError, OSError, zlib.error, zstandard.ZstdError)
-
-
-def _lines_file(stream: IO[bytes], source: str) -> Iterator[Record]:
-    number = 0
+        new: Any = lambda: zlib.decompressobj(wbits=31)  # noqa: E731
+        errors: tuple[type[Exception], ...] = (zlib.error,)
+    elif source.endswith(".zst"):
+        new = lambda: zstandard.ZstdDecompressor().decompressobj()  # noqa: E731
+        errors = (zstandard.ZstdError,)
+    else:
+        while chunk := raw.read(CHUNK):
+            yield chunk
+        return
+    decompressor, fresh = new(), True
     offset = 0
-    try:
-        for line in stream:
-            number += 1
-            offset += len(line)
-            yield _line_record(line, source, number)
-    except _DECOMPRESSION_ERRORS as error:
-        yield _broken(source, number + 1, offset, error)
+    data = b""
+    while data or (data := raw.read(CHUNK)):
+        if fresh:  # between members NUL padding may stand
+            stripped = data.lstrip(b"\0")
+            offset += len(data) - len(stripped)
+            data = stripped
+            if not data:
+                continue
+        try:
+            out = decompressor.decompress(data)
+        except errors as error:
+            raise _Broken(offset, str(error)) from None
+        fresh = False
+        offset += len(data)
+        data = b""
+        if decompressor.eof:  # the next member, if any, starts in the unused data
+            data = decompressor.unused_data
+            offset -= len(data)
+            decompressor, fresh = new(), True
+        yield out
+    if not fresh:
+        raise _Broken(offset, "the compressed data ends before its end marker")
 
 
-def _json_file(stream: IO[bytes], source: str) -> Iterator[Record]:
+def _lines_file(chunks: Iterator[bytes], source: str) -> Iterator[Record]:
+    number = 0
+    rest = b""
     try:
-        data = stream.read()
-    except _DECOMPRESSION_ERRORS as error:
-        yield _broken(source, 1, 0, error)
+        for chunk in chunks:
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            for line in lines:
+                number += 1
+                yield _line_record(line, source, number)
+    except _Broken as error:
+        yield _broken(source, number + 1, error)
+        return
+    if rest:
+        yield _line_record(rest, source, number + 1)
+
+
+def _json_file(chunks: Iterator[bytes], source: str) -> Iterator[Record]:
+    try:
+        data = b"".join(chunks)
+    except _Broken as error:
+        yield _broken(source, 1, error)
         return
     if not data.strip():
         return
@@ -151,9 +192,8 @@ def _json_file(stream: IO[bytes], source: str) -> Iterator[Record]:
         yield _object_record(item, None, source, number)
 
 
-def _broken(source: str, line: int, offset: int, error: BaseException) -> Record:
-    detail = f"corrupt or truncated file after {offset} bytes of data: {error}"
-    return Record(source, line, b"", "unreadable", error=Unreadable(detail, source, line))
+def _broken(source: str, line: int, error: _Broken) -> Record:
+    return Record(source, line, b"", "unreadable", error=Unreadable(str(error), source, line))
 
 
 def _line_record(line: bytes, source: str, number: int) -> Record:

@@ -10,12 +10,13 @@ proves both libraries give the same verdict on every example.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
-
-from jsonschema.exceptions import ValidationError, best_match
+from typing import TYPE_CHECKING, Any
 
 from . import _registry
 from .exceptions import PayloadInvalid, UnknownEvent
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
 
 
 def _validators(payload: Any, strict: bool) -> _registry.Validators:
@@ -49,10 +50,12 @@ def is_valid(payload: Any, strict: bool = False) -> bool:
 
 
 def validate(payload: Any, strict: bool = False) -> None:
-    """Raise :class:`PayloadInvalid` (with the JSON path of the most relevant error) unless ``payload`` is valid.
+    """Raise :class:`PayloadInvalid`, naming the JSON path of the most relevant error, for an invalid payload.
 
     Raises :class:`UnknownEvent` when the payload's ``event`` has no schema.
     """
+    from jsonschema.exceptions import best_match
+
     error = best_match(iter_errors(payload, strict))
     if error is not None:
         event = payload.get("event") if isinstance(payload, dict) else None

@@ -52,5 +52,7 @@ def department_deleted() -> dict[str, Any]:
 
 def write_lines(path: Path, values: list[Any]) -> Path:
     """Write ``values`` as JSON Lines (strings are written as they are)."""
-    path.write_text("".join((v if isinstance(v, str) else json.dumps(v)) + "\n" for v in values), encoding="utf-8")
+    path.write_text(
+        "".join((v if isinstance(v, str) else json.dumps(v)) + "\n" for v in values), encoding="utf-8"
+    )
     return path

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -50,7 +51,8 @@ def test_validate_reports_file_line_event_path_and_message(tmp_path):
     assert result.stdout.splitlines() == [
         f"{path}:2 conversation.rated $.entity.rating 'five' is not of type 'integer'",
         f"{path}:4 conversation.exploded $.event unknown event 'conversation.exploded'",
-        f"{path}:5 - $ invalid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
+        f"{path}:5 - $ invalid JSON: Expecting property name enclosed in double quotes: "
+        "line 1 column 2 (char 1)",
         f"{path}:6 conversation.rated $.entity.rating 'five' is not of type 'integer'",
     ]
     assert "5 records: 1 valid, 3 invalid, 1 unreadable (1 blank lines skipped)" in result.stderr
@@ -102,3 +104,45 @@ def test_every_command_has_help():
     for command in siq_schemas.cli.cli.commands:
         result = siq(command, "--help")
         assert result.returncode == 0 and "Usage: siq " + command in result.stdout
+
+
+KEYS = Path(__file__).parent / "keys"
+
+
+def test_verify_counts_valid_signatures_by_key(capsys):
+    """`siq verify` with both test keys finds every golden delivery valid and names the keys; exit 0."""
+    keyring = siq_schemas.load_keys(KEYS / "key_a_public.pem", KEYS / "key_b_public.pem")
+    code = main(
+        [
+            "verify",
+            "--keys",
+            str(KEYS / "key_a_public.pem"),
+            "-k",
+            str(KEYS / "key_b_public.pem"),
+            str(KEYS / "deliveries.jsonl"),
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 0 and captured.out == ""
+    for key_id in keyring.ids:
+        assert f"{key_id}: " in captured.err
+    assert "0 invalid, 0 missing, 0 unreadable" in captured.err
+
+
+def test_verify_lists_each_failure_and_exits_one(tmp_path, capsys):
+    """With only key A, B's deliveries fail; bare payloads are missing; each failure is `file:line reason`."""
+    archive = tmp_path / "mixed.jsonl"
+    archive.write_text((KEYS / "deliveries.jsonl").read_text() + json.dumps(DEPARTMENT_DELETED) + "\n{oops\n")
+    assert main(["verify", "--keys", str(KEYS / "key_a_public.pem"), str(archive)]) == 1
+    captured = capsys.readouterr()
+    reasons = [line.split()[1] for line in captured.out.splitlines()]
+    assert reasons == ["signature-invalid", "signature-invalid", "signature-missing", "unreadable"]
+    assert captured.out.splitlines()[0].startswith(f"{archive}:3 ")
+    assert f"{archive}: 2 valid" in captured.err and "2 invalid, 1 missing, 1 unreadable" in captured.err
+
+
+def test_verify_with_a_private_key_is_a_clean_error():
+    """Giving a private key exits 2 with a message saying so, and no traceback."""
+    result = siq("verify", "--keys", str(KEYS / "key_a_private.pem"), str(KEYS / "deliveries.jsonl"))
+    assert result.returncode == 2
+    assert "PRIVATE key" in result.stderr and "Traceback" not in result.stderr

@@ -17,7 +17,11 @@ BODY = json.dumps(DEPARTMENT_DELETED)
 
 
 def delivery(body: str = BODY, **headers: str) -> dict:
-    return {"received_at": "2026-03-01T10:15:30.123Z", "headers": headers or {"x-siqsignature": "c2ln"}, "body": body}
+    return {
+        "received_at": "2026-03-01T10:15:30.123Z",
+        "headers": headers or {"x-siqsignature": "c2ln"},
+        "body": body,
+    }
 
 
 def test_delivery_records_and_bare_payloads_in_one_file(tmp_path):
@@ -40,7 +44,9 @@ def test_header_names_are_case_insensitive(tmp_path):
 def test_body_base64_gives_the_raw_bytes(tmp_path):
     """`body_base64` replaces `body` and yields the exact bytes, even when they are not UTF-8."""
     raw = b"\xff\xfe not utf-8"
-    path = write_lines(tmp_path / "a.ndjson", [{"headers": {}, "body_base64": base64.b64encode(raw).decode()}])
+    path = write_lines(
+        tmp_path / "a.ndjson", [{"headers": {}, "body_base64": base64.b64encode(raw).decode()}]
+    )
     (record,) = read_records(path)
     assert record.kind == "delivery" and record.body == raw
 
@@ -102,7 +108,9 @@ def test_truncated_file_keeps_the_readable_part(tmp_path, suffix):
     records = list(read_records(path))
     *good, last = records
     assert len(good) > 1000 and all(r.kind == "bare" for r in good)
-    assert [r.payload["entity_id"] for r in good] == [json.loads(line)["entity_id"] for line in lines[: len(good)]]
+    assert [r.payload["entity_id"] for r in good] == [
+        json.loads(line)["entity_id"] for line in lines[: len(good)]
+    ]
     assert last.kind == "unreadable" and last.line == len(good) + 1
     assert "truncated" in last.error.message and "at byte" in last.error.message
 
@@ -130,3 +138,17 @@ def test_missing_source_is_a_clear_error(tmp_path):
         expand([tmp_path / "nope.jsonl"])
     with pytest.raises(Unreadable, match="no file matches"):
         expand([str(tmp_path / "*.jsonl")])
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".zst"])
+def test_members_ending_on_a_chunk_boundary_and_nul_padding(tmp_path, monkeypatch, suffix):
+    """A member starting exactly at a read boundary is read; NUL padding between members is fine."""
+    from siq_schemas import read
+
+    part = (BODY + "\n").encode()
+    pack = gzip.compress if suffix == ".gz" else zstandard.ZstdCompressor().compress
+    first = pack(part)
+    monkeypatch.setattr(read, "CHUNK", len(first))
+    path = tmp_path / f"a.jsonl{suffix}"
+    path.write_bytes(first + pack(part * 2) + b"\0" * 10)
+    assert [r.kind for r in read_records(path)] == ["bare"] * 3
