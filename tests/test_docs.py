@@ -36,3 +36,12 @@ def test_readme_documents_every_cli_command():
     """Every `siq` command appears in the README as `siq <command>`."""
     documented = set(re.findall(r"\bsiq ([a-z]+)", README))
     assert set(cli.commands) <= documented
+
+
+def test_readme_python_snippet_runs_as_shown(capsys):
+    """The README's first Python snippet runs and prints what its comments say."""
+    snippet = re.search(r"## In Python\n\n```python\n(.*?)```", README, re.DOTALL).group(1)
+    namespace: dict = {}
+    exec(snippet, namespace)
+    assert capsys.readouterr().out == "$.entity.rating 'five' is not of type 'integer'\n"
+    assert namespace["siq_schemas"].is_valid(namespace["payload"]) is False
