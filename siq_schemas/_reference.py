@@ -60,8 +60,10 @@ def render() -> str:
 def _table(schema: dict[str, Any], prefix: str = "") -> list[str]:
     rows = ["| field | type | required | description |", "| --- | --- | --- | --- |"]
     rows += list(_rows(schema, prefix))
-    for alternative in schema.get("anyOf", []):
-        rows.append(f"| (one of) `{'`, `'.join(alternative.get('required', []))}` | | required | |")
+    if "then" in schema:
+        needed = ", ".join(f"`{prefix}.{name}`" for name in schema["then"].get("required", []))
+        unless = ", ".join(f"`{prefix}.{name}`" for name in schema["if"]["not"].get("required", []))
+        rows.append(f"\n{needed} is required when {unless} is absent.")
     return rows
 
 

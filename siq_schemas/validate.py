@@ -53,13 +53,19 @@ def validate(payload: Any, strict: bool = False) -> None:
     """Raise :class:`PayloadInvalid`, naming the JSON path of the most relevant error, for an invalid payload.
 
     Raises :class:`UnknownEvent` when the payload's ``event`` has no schema.
+    The verdict is the compiled validator's, as for :func:`is_valid`.
     """
     from jsonschema.exceptions import best_match
 
-    error = best_match(iter_errors(payload, strict))
-    if error is not None:
-        event = payload.get("event") if isinstance(payload, dict) else None
-        raise invalid(error, event if isinstance(event, str) else None)
+    validators = _validators(payload, strict)
+    if _fast_is_valid(validators, payload):
+        return
+    event = payload.get("event") if isinstance(payload, dict) else None
+    event = event if isinstance(event, str) else None
+    error = best_match(validators.explain.iter_errors(payload))
+    if error is None:
+        raise PayloadInvalid("does not match the schema", "$", event)
+    raise invalid(error, event)
 
 
 def invalid(error: ValidationError, event: str | None = None) -> PayloadInvalid:
