@@ -22,7 +22,7 @@ def test_schema_returns_a_copy_with_a_stable_id():
     assert document["$id"] == "https://siq-schemas.dev/schemas/1/conversation.rated.json"
     document["title"] = "changed"
     assert siq_schemas.schema("conversation.rated")["title"] == "conversation.rated"
-    assert siq_schemas.schema("envelope")["required"][:2] == ["version", "event"]
+    assert siq_schemas.schema("envelope")["required"][:2] == ["event", "event_time"]
 
 
 def test_schema_of_unknown_event_raises_unknown_event():
