@@ -19,6 +19,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+bench: $(STAMP)
+	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
+
 lint: $(STAMP)
 	$(BIN)/ruff check siq_schemas tests
 	$(BIN)/mypy
