@@ -29,6 +29,15 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 EVENTS: tuple[str, ...] = _registry.event_names()
 
 
+def __getattr__(name: str) -> Any:
+    """``convert`` and ``read_table`` load pyarrow and DuckDB on first use, not at import."""
+    if name in ("convert", "read_table", "Report"):
+        from . import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'siq_schemas' has no attribute {name!r}")
+
+
 def schema(event: str, strict: bool = False) -> dict[str, Any]:
     """The JSON Schema (a dict) of one event's payload, or of ``"envelope"``.
 
@@ -44,6 +53,7 @@ __all__ = [
     "Keyring",
     "PayloadInvalid",
     "PublicKey",
+    "Report",
     "SignatureError",
     "SignatureInvalid",
     "SignatureMissing",
@@ -51,9 +61,11 @@ __all__ = [
     "UnknownEvent",
     "Unreadable",
     "__version__",
+    "convert",
     "is_valid",
     "iter_errors",
     "load_keys",
+    "read_table",
     "schema",
     "validate",
     "verify_delivery",

@@ -67,9 +67,7 @@ def schema_command(event: str | None, strict: bool) -> None:
 @cli.command("validate")
 @click.argument("files", nargs=-1, required=True)
 @click.option("--strict", is_flag=True, help="Also report properties the schemas do not know.")
-@click.option(
-    "--json", "as_json", is_flag=True, help="Write one JSON object per problem, then a summary object."
-)
+@click.option("--json", "as_json", is_flag=True, help="Write one JSON object per problem, then a summary object.")
 def validate_command(files: tuple[str, ...], strict: bool, as_json: bool) -> int:
     """Validate payloads in FILES (bare payloads or delivery records).
 
@@ -126,15 +124,11 @@ def verify_command(key_files: tuple[str, ...], files: tuple[str, ...]) -> int:
                     raise record.error
                 signature = signature_header(record.headers) if record.kind == "delivery" else None
                 if signature is None:
-                    raise SignatureMissing(
-                        "no x-siqsignature header" if record.kind == "delivery" else "bare payload"
-                    )
+                    raise SignatureMissing("no x-siqsignature header" if record.kind == "delivery" else "bare payload")
                 by_key[verify_signature(record.body or b"", signature, keyring)] += 1
                 counts["valid"] += 1
             except (SignatureInvalid, SignatureMissing, Unreadable) as error:
-                reason = {"signature-invalid": "invalid", "signature-missing": "missing"}.get(
-                    error.code, error.code
-                )
+                reason = {"signature-invalid": "invalid", "signature-missing": "missing"}.get(error.code, error.code)
                 counts[reason] += 1
                 detail = error.message if isinstance(error, Unreadable) else str(error)
                 click.echo(f"{record.source}:{record.line} {error.code} {detail}")
@@ -146,6 +140,77 @@ def verify_command(key_files: tuple[str, ...], files: tuple[str, ...]) -> int:
         )
         failed = failed or counts.total() > counts["valid"]
     return 1 if failed else 0
+
+
+@cli.command("convert")
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="The output folder.")
+@click.option(
+    "--keys",
+    "-k",
+    "key_files",
+    multiple=True,
+    metavar="FILE",
+    help="A public key file (PEM or base64 DER); repeat for several keys. Without keys nothing is verified.",
+)
+@click.option("--allow-unsigned", is_flag=True, help="With --keys, accept bare payloads (marked `unsigned`).")
+@click.option("--workers", "-j", type=click.IntRange(min=1), help="Processes to use (default: one per CPU).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def convert_command(
+    sources: tuple[str, ...],
+    out: str,
+    key_files: tuple[str, ...],
+    allow_unsigned: bool,
+    workers: int | None,
+    quiet: bool,
+    as_json: bool,
+) -> int:
+    """Convert an archive of deliveries (SOURCES) to Parquet tables in --out.
+
+    SOURCES are files, directories or glob patterns. Verifies signatures with
+    --keys, validates, deduplicates retries and writes one Parquet dataset per
+    table plus _manifest.json. Running again adds only what is new. Exits 0
+    when every record is accounted for (rejects included).
+    """
+    from .pipeline import convert  # pyarrow and duckdb load only for this command
+
+    keyring = load_keys(*key_files) if key_files else None
+    report = convert(
+        sources,
+        out,
+        keys=keyring,
+        allow_unsigned=allow_unsigned,
+        workers=workers,
+        progress=not quiet and sys.stderr.isatty(),
+    )
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    elif not quiet:
+        click.echo(str(report))
+    return 0
+
+
+@cli.command("sample")
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="The folder to write.")
+@click.option("--seed", default=7, show_default=True, help="Seed: the same seed writes the same bytes.")
+@click.option("--events", default=3000, show_default=True, type=click.IntRange(min=50), help="Unique events.")
+@click.option("--corrupt", is_flag=True, help="Add one record of each reject reason.")
+def sample_command(out: str, seed: int, events: int, corrupt: bool) -> int:
+    """Write a synthetic SalesIQ archive, signed with its own key, to --out.
+
+    Deliveries go to deliveries/, a few bare payloads to bare/, the public key
+    to keys/sample_public.pem and the counts a conversion must give to
+    expected.json.
+    """
+    from .sample import write_sample
+
+    expected = write_sample(out, seed=seed, events=events, corrupt=corrupt)
+    click.echo(f"wrote {out}: {expected['records_read']:,} records, {expected['events_written']:,} events")
+    click.echo(
+        f"convert it: siq convert {out} --out OUT --keys {Path(out) / 'keys' / 'sample_public.pem'} --allow-unsigned"
+    )
+    return 0
 
 
 def _paths(sources: tuple[str, ...]) -> list[Path]:
@@ -175,11 +240,7 @@ def _problems(records: Iterator[Record], strict: bool, counts: dict[str, int]) -
         try:
             if record.error is not None:
                 raise record.error
-            payload = (
-                record.payload
-                if record.kind == "bare"
-                else loads(record.body or b"", record.source, record.line)
-            )
+            payload = record.payload if record.kind == "bare" else loads(record.body or b"", record.source, record.line)
             event = payload.get("event") if isinstance(payload, dict) else None
             validate(payload, strict=strict)
         except Unreadable as error:

@@ -2,12 +2,43 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+KEYS = Path(__file__).parent / "keys"
+
+
+def _private(name: str) -> rsa.RSAPrivateKey:
+    key = serialization.load_pem_private_key((KEYS / f"key_{name}_private.pem").read_bytes(), password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    return key
+
+
+PRIVATE = {name: _private(name) for name in ("a", "b", "unknown")}
+
+
+def sign(body: bytes, key: str = "a") -> str:
+    """Base64 RSASSA-PKCS1-v1_5 SHA-256 signature of ``body`` by test key ``key``."""
+    return base64.b64encode(PRIVATE[key].sign(body, padding.PKCS1v15(), hashes.SHA256())).decode()
+
+
+def delivery(
+    payload: dict[str, Any] | str, key: str | None = "a", received_at: str = "2026-03-01T10:00:00Z", **dumps: Any
+) -> dict[str, Any]:
+    """A delivery record of ``payload`` (serialised with ``json.dumps(**dumps)``), signed by test ``key``."""
+    body = payload if isinstance(payload, str) else json.dumps(payload, **dumps)
+    headers = {"content-type": "application/json"}
+    if key is not None:
+        headers["x-siqsignature"] = sign(body.encode(), key)
+    return {"received_at": received_at, "headers": headers, "body": body}
+
 
 DEPARTMENT_DELETED = {
     "entity_type": "department",
@@ -52,7 +83,5 @@ def department_deleted() -> dict[str, Any]:
 
 def write_lines(path: Path, values: list[Any]) -> Path:
     """Write ``values`` as JSON Lines (strings are written as they are)."""
-    path.write_text(
-        "".join((v if isinstance(v, str) else json.dumps(v)) + "\n" for v in values), encoding="utf-8"
-    )
+    path.write_text("".join((v if isinstance(v, str) else json.dumps(v)) + "\n" for v in values), encoding="utf-8")
     return path

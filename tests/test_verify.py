@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from siq_schemas.exceptions import PayloadInvalid, SignatureInvalid, SignatureMissing, Unreadable
 from siq_schemas.keys import load_keys
 from siq_schemas.verify import signature_header, verify_delivery, verify_signature
+from tests.conftest import sign
 
 KEYS = Path(__file__).parent / "keys"
 RING = load_keys(KEYS / "key_a_public.pem", KEYS / "key_b_public.pem")
@@ -33,20 +32,6 @@ PAYLOAD = {
     "attempt": 1,
 }
 BODY = json.dumps(PAYLOAD).encode()
-
-
-def _private(name: str) -> rsa.RSAPrivateKey:
-    key = serialization.load_pem_private_key((KEYS / f"key_{name}_private.pem").read_bytes(), password=None)
-    assert isinstance(key, rsa.RSAPrivateKey)
-    return key
-
-
-PRIVATE = {name: _private(name) for name in ("a", "b", "unknown")}
-
-
-def sign(body: bytes, key: str = "a") -> str:
-    """Base64 RSASSA-PKCS1-v1_5 SHA-256 signature of ``body`` by test key ``key``."""
-    return base64.b64encode(PRIVATE[key].sign(body, padding.PKCS1v15(), hashes.SHA256())).decode()
 
 
 def _case(record: dict[str, Any]) -> str:

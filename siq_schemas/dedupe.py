@@ -1,0 +1,74 @@
+"""Dedupe stage: the identity of an event, and the merge of staged rows into unique events.
+
+An event's identity is its payload minus the transport fields (``attempt``,
+``handler``, ``webhook``), in canonical JSON (keys sorted at every level), so
+a retry re-serialised with another key order or spacing, or the same event
+delivered to a second webhook, has the same key. Two different messages at
+the same ``event_time`` differ in their payload and stay two events.
+
+Across files and runs the merge happens in DuckDB, which spills to disk, so
+memory does not grow with the archive: history rows are kept once per key,
+and each event's delivery facts are aggregated (``attempts`` = highest
+attempt, ``deliveries`` = count, ``signature`` = best status, the first
+delivery by ``received_at`` then ``source``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import orjson
+
+#: Envelope fields that describe a delivery, not the event.
+TRANSPORT = frozenset({"attempt", "handler", "webhook"})
+
+
+def event_key(payload: dict[str, Any]) -> str:
+    """The identity of an event: 32 hex digits of a BLAKE2b hash of its canonical JSON."""
+    identity = {name: value for name, value in payload.items() if name not in TRANSPORT}
+    try:
+        canonical = orjson.dumps(identity, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # integers over 64 bits
+        text = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        canonical = text.encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(canonical, digest_size=16).hexdigest()
+
+
+#: Order of delivery statuses: the best one seen is the event's.
+_SIGNATURE_RANK = "CASE signature WHEN 'valid' THEN 3 WHEN 'unsigned' THEN 2 ELSE 1 END"
+_FIRST = "ORDER BY received_at ASC NULLS LAST, source"
+
+
+def history_sql(source: str) -> str:
+    """Rows of a history table, once per event key, in ``event_time`` order."""
+    return (
+        f"SELECT * FROM (SELECT DISTINCT ON (event_key) * FROM {source} ORDER BY event_key) "
+        "ORDER BY event_time, event_key"
+    )
+
+
+def events_sql(staged_events: str, deliveries: str) -> str:
+    """The ``events`` table: payload columns once per key, joined with aggregated delivery facts.
+
+    ``deliveries`` has one row per accepted record (``weight`` 1), or per event
+    already in the output (``weight`` = its ``deliveries``).
+    """
+    return f"""
+        WITH agg AS (
+            SELECT event_key,
+                max(coalesce(attempt, 1)) AS attempts,
+                sum(weight) AS deliveries,
+                CASE max({_SIGNATURE_RANK}) WHEN 3 THEN 'valid' WHEN 2 THEN 'unsigned' ELSE 'unverified' END
+                    AS signature,
+                first(key_id {_FIRST}) FILTER (WHERE key_id IS NOT NULL) AS key_id,
+                first(webhook_id {_FIRST}) AS webhook_id,
+                min(received_at) AS received_at,
+                first(source {_FIRST}) AS source
+            FROM {deliveries} GROUP BY event_key
+        )
+        SELECT e.*, agg.* EXCLUDE (event_key)
+        FROM ({history_sql(staged_events)}) AS e JOIN agg USING (event_key)
+        ORDER BY e.event_time, e.event_key
+    """

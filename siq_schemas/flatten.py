@@ -1,0 +1,190 @@
+"""Flatten stage: accepted events to columns of the output tables, batch by batch.
+
+Values are converted by the column's kind, which comes from the schemas
+(:mod:`siq_schemas.tables`): ids become exact strings (an integer id is
+written with all its digits, never through a float), epoch-millisecond times
+become ``timestamp[ms, UTC]``, ``"true"``/``"false"`` become booleans, id
+lists become ``list<string>``, and objects without a column of their own
+become JSON text. A value that does not fit its kind is written as null; the
+``events.entity`` column keeps the entity exactly as received.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from .tables import BY_EVENT, EVENTS, HISTORY, Column, Table
+
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def _id(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return str(value)
+    return None
+
+
+def _time(value: Any) -> int | None:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and INT64[0] <= value <= INT64[1]:
+        return value
+    return None
+
+
+def _bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    return {"true": True, "false": False}.get(value) if isinstance(value, str) else None
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and INT64[0] <= value <= INT64[1]:
+        return value
+    return None
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return (
+        to_json(value)
+        if isinstance(value, dict | list)
+        else _id(value)
+        if not isinstance(value, bool)
+        else str(value).lower()
+    )
+
+
+def _ids(value: Any) -> list[str | None] | None:
+    return [_id(item) for item in value] if isinstance(value, list) else None
+
+
+def to_json(value: Any) -> str | None:
+    """Compact JSON text of a value (integers of any width kept exact), or None for None."""
+    if value is None:
+        return None
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # integers over 64 bits
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+CONVERT: dict[str, Callable[[Any], Any]] = {
+    "id": _id,
+    "text": _text,
+    "json": to_json,
+    "time": _time,
+    "bool": _bool,
+    "int": _int,
+    "ids": _ids,
+}
+
+
+def received_at_ms(value: str | None) -> int | None:
+    """Epoch milliseconds of an ISO-8601 ``received_at`` (naive means UTC), or None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def sender_role(payload: dict[str, Any]) -> str:
+    """`visitor`, `operator` or `bot`: who wrote a message (see the `messages` data dictionary)."""
+    if payload.get("event") == "conversation.visitor.replied":
+        return "visitor"
+    message = (payload.get("entity") or {}).get("message") or {}
+    kind = str((message.get("sender") or {}).get("type") or "").strip().lower()
+    if kind and kind not in ("operator", "visitor"):
+        return "bot"
+    if not kind and "text" not in message and ("meta" in message or "list" in message):
+        return "bot"
+    return "operator"
+
+
+DERIVED: dict[str, Callable[[dict[str, Any]], Any]] = {"sender_role": sender_role}
+
+#: The columns of ``events`` that come from the payload; the rest are aggregated over deliveries.
+EVENT_COLUMNS = tuple(column for column in EVENTS.columns if column.path or column.name == "event_key")
+
+#: One row per accepted record: what the delivery itself says (staged, then aggregated into ``events``).
+DELIVERIES = Table(
+    "_deliveries",
+    "accepted record",
+    (
+        Column("event_key", "id", ""),
+        Column("attempt", "int", ""),
+        Column("signature", "text", ""),
+        Column("key_id", "id", ""),
+        Column("webhook_id", "id", ""),
+        Column("received_at", "time", ""),
+        Column("source", "text", ""),
+    ),
+)
+STAGED_EVENTS = Table("events", EVENTS.grain, EVENT_COLUMNS)
+
+
+def _getter(column: Column) -> Callable[[dict[str, Any]], Any]:
+    if column.name in DERIVED:
+        return DERIVED[column.name]
+    convert = CONVERT[column.kind]
+    path = column.path
+
+    def get(payload: dict[str, Any]) -> Any:
+        node: Any = payload
+        for key in path:
+            if not isinstance(node, dict):
+                return None
+            node = node.get(key)
+        return convert(node)
+
+    return get
+
+
+class Rows:
+    """Rows of the staged tables, column by column, for one batch of accepted records."""
+
+    TABLES = (STAGED_EVENTS, DELIVERIES, *HISTORY)
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.columns: dict[str, dict[str, list[Any]]] = {
+            table.name: {column.name: [] for column in table.columns} for table in self.TABLES
+        }
+        self._getters = {
+            table.name: [(column.name, _getter(column)) for column in table.columns if column.name != "event_key"]
+            for table in (STAGED_EVENTS, *HISTORY)
+        }
+
+    def add(self, key: str, payload: dict[str, Any], delivery: dict[str, Any]) -> None:
+        """Add one accepted record: its event key, parsed payload, and delivery facts."""
+        self.count += 1
+        event = payload.get("event")
+        for table in (STAGED_EVENTS, *BY_EVENT.get(event, ())):  # type: ignore[arg-type]
+            columns = self.columns[table.name]
+            columns["event_key"].append(key)
+            for name, get in self._getters[table.name]:
+                columns[name].append(get(payload))
+        for name, values in self.columns[DELIVERIES.name].items():
+            values.append(key if name == "event_key" else delivery.get(name))
+
+    def tables(self) -> dict[str, pa.Table]:
+        """The batch as Arrow tables with the output schemas."""
+        return {table.name: pa.table(self.columns[table.name], schema=table.schema) for table in self.TABLES}

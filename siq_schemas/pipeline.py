@@ -1,0 +1,474 @@
+"""The batch job: archives of deliveries to Parquet tables.
+
+read -> verify -> parse -> validate -> dedupe -> flatten -> write. Files are
+staged in parallel (one process per file, up to ``workers``): each record is
+read, its signature checked, its body parsed and validated, its identity
+computed and its rows flattened into Arrow batches written to a staging area.
+Then the staged rows are merged with the previous output, deduplicated and
+folded in DuckDB, and the new output replaces the old one atomically.
+
+Every input record ends as exactly one of: a new event, a duplicate, a
+reject. ``records_read = events_written + duplicates + rejected`` is checked
+at the end of every run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import version
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import dedupe, fold, write
+from .dedupe import event_key
+from .exceptions import PayloadInvalid, SignatureMissing, SiqSchemasError, Unreadable
+from .flatten import CONVERT, DELIVERIES, Rows, received_at_ms
+from .keys import Keyring, load_keys
+from .parse import loads
+from .read import Record, expand, read_records
+from .tables import HISTORY, TABLES
+from .validate import validate
+from .verify import signature_header, verify_signature
+
+#: Records per staged batch: bounds a worker's memory.
+BATCH = 20_000
+#: Archives smaller than this are staged in this process: starting workers would cost more.
+PARALLEL_BYTES = 4 << 20
+REASONS = ("unreadable", "signature-missing", "signature-invalid", "unknown-event", "schema-invalid")
+
+
+class AccountingError(SiqSchemasError, AssertionError):
+    """records_read != events_written + duplicates + rejected: a record went missing (a bug)."""
+
+    code = "accounting"
+
+
+@dataclass
+class Report:
+    """What a run did. ``records_read = events_written + duplicates + rejected`` always holds."""
+
+    out: str
+    files: int = 0
+    files_unchanged: int = 0
+    records_read: int = 0
+    events_written: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    blank_lines: int = 0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    tables: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def balanced(self) -> bool:
+        return self.records_read == self.events_written + self.duplicates + self.rejected
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        rate = self.records_read / self.seconds if self.seconds else 0.0
+        reasons = ", ".join(f"{reason} {count:,}" for reason, count in self.rejected_by_reason.items() if count)
+        lines = [
+            f"{self.files:,} files ({self.files_unchanged:,} unchanged, skipped), {self.records_read:,} records "
+            f"in {self.seconds:.1f} s ({rate:,.0f} records/s)",
+            f"  events written  {self.events_written:>10,}",
+            f"  duplicates      {self.duplicates:>10,}",
+            f"  rejected        {self.rejected:>10,}" + (f"  ({reasons})" if reasons else ""),
+            f"  blank lines     {self.blank_lines:>10,}",
+            f"  records_read = events_written + duplicates + rejected: {self.records_read:,} = "
+            f"{self.events_written:,} + {self.duplicates:,} + {self.rejected:,}"
+            + (" ok" if self.balanced else " FAILED"),
+            f"tables in {self.out}:",
+            *(f"  {name:<20}{rows:>10,}" for name, rows in self.tables.items()),
+        ]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class _Task:
+    path: str
+    index: int
+    skip_lines: int
+    keys: tuple[str, ...] | None
+    allow_unsigned: bool
+    stage: str
+
+
+@dataclass
+class _FileResult:
+    path: str
+    lines: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+
+
+def convert(
+    sources: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    keys: Any = None,
+    allow_unsigned: bool = False,
+    workers: int | None = None,
+    progress: bool = False,
+) -> Report:
+    """Convert an archive to the Parquet tables of ``out``; return the :class:`Report`.
+
+    ``sources`` are files, directories or glob patterns. ``keys`` is a
+    :class:`~siq_schemas.keys.Keyring` or what :func:`~siq_schemas.keys.load_keys`
+    takes (one source or a list); without keys nothing is verified. Bare
+    payloads need ``allow_unsigned=True`` when keys are given. Running again
+    over the same or a grown archive adds only what is new; the result equals
+    a fresh conversion of everything. ``workers`` defaults to the CPU count.
+    """
+    started = time.perf_counter()
+    if isinstance(sources, str | os.PathLike):
+        sources = [sources]
+    paths = expand(sources)
+    keyring = _keyring(keys)
+    out_path = Path(out)
+    previous = write.read_manifest(out_path)
+    report = Report(out=str(out_path))
+    temp = write.prepare(out_path)
+    try:
+        tasks, inputs = _plan(paths, previous, keyring, allow_unsigned, temp / "_stage", report)
+        if previous is not None and not tasks:  # nothing new: the output stays as it is
+            shutil.rmtree(temp)
+            report.tables = dict(previous["tables"])
+            report.seconds = time.perf_counter() - started
+            return report
+        results = _run(tasks, workers or os.cpu_count() or 1, progress)
+        _merge(results, inputs, report)
+        _build(temp, out_path if previous else None, report, workers or os.cpu_count() or 1)
+        previous_events = (previous or {}).get("tables", {}).get("events", 0)
+        accepted = report.records_read - report.rejected
+        report.events_written = report.tables["events"] - previous_events
+        report.duplicates = accepted - report.events_written
+        if not report.balanced or report.duplicates < 0:
+            raise AccountingError(f"records went missing: {report.to_dict()}")
+        report.seconds = time.perf_counter() - started
+        _write_manifest(temp, inputs, report)
+        shutil.rmtree(temp / "_stage", ignore_errors=True)
+        shutil.rmtree(temp / "_spill", ignore_errors=True)
+        write.commit(temp, out_path)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    return report
+
+
+def read_table(out: str | os.PathLike[str], name: str) -> Any:
+    """One output table of ``out`` as a pandas DataFrame."""
+    if name not in TABLES:
+        raise KeyError(f"unknown table {name!r}; tables: {', '.join(TABLES)}")
+    return pq.read_table(Path(out) / name, schema=TABLES[name].schema).to_pandas()
+
+
+def _keyring(keys: Any) -> Keyring | None:
+    if keys is None:
+        return None
+    if isinstance(keys, Keyring):
+        return keys
+    if isinstance(keys, str | bytes | os.PathLike):
+        return load_keys(keys)
+    return load_keys(*keys)
+
+
+# ---------------------------------------------------------------------------- planning
+
+
+def _plan(
+    paths: list[Path],
+    previous: dict[str, Any] | None,
+    keyring: Keyring | None,
+    allow_unsigned: bool,
+    stage: Path,
+    report: Report,
+) -> tuple[list[_Task], dict[str, dict[str, Any]]]:
+    """Which files to read and from which line: unchanged files are skipped, grown ones resumed."""
+    known = {entry["path"]: entry for entry in (previous or {}).get("inputs", [])}
+    inputs = dict(known)
+    pems = tuple(key.pem() for key in keyring) if keyring else None
+    tasks = []
+    report.files = len(paths)
+    for index, path in enumerate(paths):
+        absolute = str(path.absolute())
+        old = known.get(absolute)
+        size, digest, prefix_digest = _fingerprint(path, old["size"] if old else None)
+        entry = {"path": absolute, "size": size, "sha256": digest, "lines": 0}
+        if old and old["size"] == size and old["sha256"] == digest:
+            report.files_unchanged += 1
+            continue
+        skip = old["lines"] if old and size > old["size"] and prefix_digest == old["sha256"] else 0
+        entry["lines"] = skip
+        inputs[absolute] = entry
+        tasks.append(_Task(str(path), index, skip, pems, allow_unsigned, str(stage)))
+    return tasks, inputs
+
+
+def _fingerprint(path: Path, prefix: int | None) -> tuple[int, str, str | None]:
+    """Size and SHA-256 of a file, and the SHA-256 of its first ``prefix`` bytes."""
+    digest = hashlib.sha256()
+    prefix_digest = None
+    done = 0
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                if prefix is not None and done <= prefix < done + len(chunk):
+                    digest.update(chunk[: prefix - done])
+                    prefix_digest = digest.copy().hexdigest()
+                    digest.update(chunk[prefix - done :])
+                else:
+                    digest.update(chunk)
+                done += len(chunk)
+    except OSError as error:
+        raise Unreadable(error.strerror or str(error), str(path)) from None
+    if prefix is not None and prefix == done:
+        prefix_digest = digest.hexdigest()
+    return done, digest.hexdigest(), prefix_digest
+
+
+# ---------------------------------------------------------------------------- staging
+
+
+def _run(tasks: list[_Task], workers: int, progress: bool) -> list[_FileResult]:
+    """Stage every file, in parallel when there are several files and workers."""
+    total = sum(os.path.getsize(task.path) for task in tasks)
+    bar = _progress(total, progress)
+    results = []
+    try:
+        if workers <= 1 or len(tasks) <= 1 or total < PARALLEL_BYTES:
+            for task in tasks:
+                results.append(_stage_file(task))
+                _advance(bar, task, results)
+        else:
+            with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=get_context("spawn")) as pool:
+                for task, result in zip(tasks, pool.map(_stage_file, tasks), strict=True):
+                    results.append(result)
+                    _advance(bar, task, results)
+    finally:
+        if bar is not None:
+            bar.close()
+    return results
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="B", unit_scale=True, desc="siq convert", dynamic_ncols=True)
+
+
+def _advance(bar: Any, task: _Task, results: list[_FileResult]) -> None:
+    if bar is not None:
+        records = sum(sum(result.counts.values()) - result.counts["blank"] for result in results)
+        bar.set_postfix(files=len(results), records=f"{records:,}", refresh=False)
+        bar.update(os.path.getsize(task.path))
+
+
+def _stage_file(task: _Task) -> _FileResult:
+    """Read, verify, parse, validate, identify and flatten one file into the staging area."""
+    keyring = load_keys(*task.keys) if task.keys else None
+    result = _FileResult(task.path)
+    rows, rejects = Rows(), _Rejects()
+    batch = 0
+
+    def flush() -> None:
+        nonlocal rows, rejects, batch
+        tables = rows.tables()
+        tables["rejects"] = rejects.table()
+        write.write_staged(tables, Path(task.stage), f"{task.index:06d}-{batch:05d}")
+        rows, rejects, batch = Rows(), _Rejects(), batch + 1
+
+    for record in read_records(task.path):
+        result.lines = max(result.lines, record.line)
+        if record.line <= task.skip_lines:
+            continue
+        if record.kind == "blank":
+            result.counts["blank"] += 1
+            continue
+        try:
+            payload, delivery = _accept(record, keyring, task.allow_unsigned)
+        except SiqSchemasError as error:
+            result.counts[error.code] += 1
+            rejects.add(record, error)
+        else:
+            result.counts["accepted"] += 1
+            rows.add(event_key(payload), payload, delivery)
+        if rows.count + len(rejects.rows) >= BATCH:
+            flush()
+    flush()
+    return result
+
+
+def _accept(record: Record, keyring: Keyring | None, allow_unsigned: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The payload and delivery facts of an acceptable record; raise the reject's error otherwise."""
+    if record.error is not None:
+        raise record.error
+    key_id = None
+    if record.kind == "delivery":
+        assert record.body is not None
+        if keyring is None:
+            status = "unverified"
+        else:
+            signature = signature_header(record.headers)
+            if signature is None:
+                raise SignatureMissing("no x-siqsignature header")
+            key_id = verify_signature(record.body, signature, keyring)
+            status = "valid"
+        payload = loads(record.body, record.source, record.line)
+    else:
+        if keyring is not None and not allow_unsigned:
+            raise SignatureMissing("bare payload without a signature (use --allow-unsigned to accept it)")
+        status = "unsigned" if keyring is not None else "unverified"
+        payload = record.payload
+    validate(payload)
+    webhook = payload.get("webhook")
+    delivery = {
+        "attempt": payload.get("attempt"),
+        "signature": status,
+        "key_id": key_id,
+        "webhook_id": webhook.get("id") if isinstance(webhook, dict) else None,
+        "received_at": received_at_ms(record.received_at),
+        "source": f"{record.source}:{record.line}",
+    }
+    for name in ("attempt", "webhook_id"):
+        delivery[name] = _delivery_value(name, delivery[name])
+    return payload, delivery
+
+
+def _delivery_value(name: str, value: Any) -> Any:
+
+    return CONVERT[DELIVERIES.column(name).kind](value)
+
+
+class _Rejects:
+    """Rows of the ``rejects`` table for one batch."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, record: Record, error: SiqSchemasError) -> None:
+        json_path = error.json_path if isinstance(error, PayloadInvalid) else None
+        event = getattr(error, "event", None)
+        detail = error.message if isinstance(error, Unreadable | PayloadInvalid) else str(error)
+        if isinstance(error, PayloadInvalid):
+            detail = f"{error.json_path}: {error.message}"
+        self.rows.append(
+            {
+                "source": record.source,
+                "line": record.line,
+                "reason": error.code,
+                "detail": detail,
+                "json_path": json_path,
+                "event": event if isinstance(event, str) else None,
+                "received_at": received_at_ms(record.received_at),
+                "raw": record.raw,
+            }
+        )
+
+    def table(self) -> pa.Table:
+        return pa.Table.from_pylist(self.rows, schema=TABLES["rejects"].schema)
+
+
+def _merge(results: list[_FileResult], inputs: dict[str, dict[str, Any]], report: Report) -> None:
+    totals: Counter[str] = Counter()
+    for result in results:
+        totals.update(result.counts)
+        inputs[str(Path(result.path).absolute())]["lines"] = result.lines
+    report.blank_lines = totals["blank"]
+    report.rejected_by_reason = {reason: totals[reason] for reason in REASONS}
+    report.rejected = sum(report.rejected_by_reason.values())
+    report.records_read = totals["accepted"] + report.rejected
+
+
+# ---------------------------------------------------------------------------- building
+
+
+def _build(temp: Path, previous: Path | None, report: Report, threads: int) -> None:
+    """Merge the staged rows with the previous output, dedupe, fold, and write every table into ``temp``."""
+    stage = temp / "_stage"
+    empty = {table.name: table.schema for table in (*Rows.TABLES, TABLES["rejects"])}
+    for name, schema in empty.items():  # every staged table can be read, even with no rows
+        (stage / name).mkdir(parents=True, exist_ok=True)
+        pq.write_table(schema.empty_table(), stage / name / "empty.parquet")
+    con = duckdb.connect(config={"threads": max(threads, 1), "memory_limit": "1GB"})
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"SET temp_directory = '{_sql_path(temp / '_spill')}'")
+    try:
+        for name in empty:
+            parts = [f"SELECT * FROM read_parquet('{_sql_path(stage / name)}/*.parquet')"]
+            if previous is not None and name != DELIVERIES.name and (previous / name).is_dir():
+                columns = ", ".join(f'"{c}"' for c in empty[name].names)
+                parts.append(f"SELECT {columns} FROM read_parquet('{_sql_path(previous / name)}/*.parquet')")
+            con.execute(f'CREATE VIEW "s_{name}" AS {" UNION ALL ".join(parts)}')
+        deliveries = "SELECT *, 1 AS weight FROM s__deliveries"
+        if previous is not None and (previous / "events").is_dir():
+            deliveries += (
+                " UNION ALL SELECT event_key, attempts AS attempt, signature, key_id, webhook_id, received_at, source,"
+                f" deliveries AS weight FROM read_parquet('{_sql_path(previous / 'events')}/*.parquet')"
+            )
+        con.execute(f"CREATE VIEW s_all_deliveries AS {deliveries}")
+        _write(con, dedupe.events_sql("s_events", "s_all_deliveries"), "events", temp, report)
+        for table in HISTORY:
+            _write(con, dedupe.history_sql(f'"s_{table.name}"'), table.name, temp, report)
+        _write(con, "SELECT * FROM s_rejects ORDER BY source, line", "rejects", temp, report)
+        for name in TABLES:
+            if name in report.tables:
+                con.execute(
+                    f"CREATE VIEW \"t_{name}\" AS SELECT * FROM read_parquet('{_sql_path(temp / name)}/*.parquet')"
+                )
+        _write(
+            con,
+            fold.conversations_sql("t_events", "t_conversation_events", "t_messages", "t_ratings"),
+            "conversations",
+            temp,
+            report,
+        )
+        _write(con, fold.visitors_sql("t_events", "t_visitor_events"), "visitors", temp, report)
+    finally:
+        con.close()
+    folded = fold.replay_admin(pq.read_table(temp / "operator_events"), pq.read_table(temp / "department_events"))
+    for name, table in zip(("operators", "departments"), folded, strict=True):
+        report.tables[name] = write.write_table(iter(table.to_batches()), table.schema, temp / name)
+    report.tables = {name: report.tables[name] for name in TABLES}
+
+
+def _write(con: duckdb.DuckDBPyConnection, sql: str, name: str, temp: Path, report: Report) -> None:
+    schema = TABLES[name].schema
+    columns = ", ".join(f'"{c}"' for c in schema.names)
+    reader = con.sql(f"SELECT {columns} FROM ({sql})").to_arrow_reader(100_000)
+    report.tables[name] = write.write_table(iter(reader), schema, temp / name)
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def _write_manifest(temp: Path, inputs: dict[str, dict[str, Any]], report: Report) -> None:
+    import json
+
+    from . import __version__
+
+    manifest = {
+        "format": 1,
+        "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "versions": {name: version(name) for name in ("siq-schemas", "pyarrow", "duckdb", "jsonschema-rs")}
+        | {"siq_schemas": __version__},
+        "inputs": sorted(inputs.values(), key=lambda entry: entry["path"]),
+        "last_run": {key: value for key, value in report.to_dict().items() if key != "tables"},
+        "tables": report.tables,
+    }
+    (temp / write.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

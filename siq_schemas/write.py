@@ -1,0 +1,167 @@
+"""Write stage: staged batches, final Parquet tables, the manifest, and the atomic commit.
+
+A run builds the complete new output in a sibling folder and only then puts
+it in place, with one atomic directory exchange where the system has one
+(Linux ``renameat2(RENAME_EXCHANGE)``), else two renames. A run that dies
+part-way leaves the previous output as it was; the next run removes the
+leftovers.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import json
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .exceptions import SiqSchemasError
+
+MANIFEST = "_manifest.json"
+#: Rows per Parquet file of a final table.
+ROWS_PER_FILE = 1_000_000
+_TEMP_MARK = ".siq-tmp-"
+_OLD_MARK = ".siq-old-"
+
+
+class OutputError(SiqSchemasError, OSError):
+    """The output folder cannot be used (not a siq output, not writable, ...)."""
+
+    code = "output-error"
+
+
+def write_staged(tables: dict[str, pa.Table], stage: Path, name: str) -> None:
+    """Write one batch of staged tables as ``stage/<table>/<name>.parquet`` (empty tables are skipped)."""
+    for table, data in tables.items():
+        if data.num_rows:
+            folder = stage / table
+            folder.mkdir(parents=True, exist_ok=True)
+            pq.write_table(data, folder / f"{name}.parquet", compression="zstd")
+
+
+def write_table(batches: Iterator[pa.RecordBatch], schema: pa.Schema, folder: Path) -> int:
+    """Write ``batches`` (cast to ``schema``) as ``folder/part-NNNNN.parquet``; return the row count.
+
+    A table with no rows still gets one file holding its schema, so every
+    table can be read, and reads with the same columns, in every run.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = 0
+    part = 0
+    writer: pq.ParquetWriter | None = None
+    in_file = 0
+    for batch in batches:
+        if not batch.num_rows:
+            continue
+        if writer is None or in_file >= ROWS_PER_FILE:
+            if writer is not None:
+                writer.close()
+            writer = pq.ParquetWriter(folder / f"part-{part:05d}.parquet", schema, compression="zstd")
+            part += 1
+            in_file = 0
+        writer.write_batch(_cast(batch, schema))
+        rows += batch.num_rows
+        in_file += batch.num_rows
+    if writer is None:
+        pq.write_table(schema.empty_table(), folder / "part-00000.parquet", compression="zstd")
+    else:
+        writer.close()
+    return rows
+
+
+def _cast(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    arrays = [batch.column(field.name).cast(field.type) for field in schema]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def read_manifest(out: Path) -> dict[str, Any] | None:
+    """The manifest of an existing output, or None when there is no output yet."""
+    path = out / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise OutputError(f"{path}: unreadable manifest ({error}); remove the folder to start again") from None
+
+
+def prepare(out: Path) -> Path:
+    """Check ``out`` can take a siq output, recover from an interrupted commit, and make a temp folder."""
+    out = out.absolute()
+    parent = out.parent
+    for leftover in parent.glob(f"{out.name}{_OLD_MARK}*"):
+        if not out.exists():  # died between the two renames of a commit: finish it
+            leftover.rename(out)
+        else:
+            shutil.rmtree(leftover, ignore_errors=True)
+    for leftover in parent.glob(f"{out.name}{_TEMP_MARK}*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    if out.exists():
+        if not out.is_dir():
+            raise OutputError(f"{out}: exists and is not a folder")
+        if any(out.iterdir()) and not (out / MANIFEST).exists():
+            raise OutputError(f"{out}: not empty and not a siq output (no {MANIFEST}); choose another --out")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        temp = parent / f"{out.name}{_TEMP_MARK}{os.getpid()}"
+        temp.mkdir()
+    except OSError as error:
+        raise OutputError(f"{out}: cannot write here ({error.strerror or error})") from None
+    return temp
+
+
+def commit(temp: Path, out: Path) -> None:
+    """Put the finished output ``temp`` in place of ``out`` atomically, then remove the old one."""
+    out = out.absolute()
+    _fsync_tree(temp)
+    if not out.exists():
+        temp.rename(out)
+    elif _exchange(temp, out):
+        shutil.rmtree(temp, ignore_errors=True)
+    else:
+        old = out.parent / f"{out.name}{_OLD_MARK}{os.getpid()}"
+        out.rename(old)
+        temp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    _fsync_dir(out.parent)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two directories in one atomic step (Linux), or say it cannot be done here."""
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    result = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    return result == 0
+
+
+def _fsync_tree(folder: Path) -> None:
+    for root, _, names in os.walk(folder):
+        for name in names:
+            with open(Path(root) / name, "rb") as handle:
+                os.fsync(handle.fileno())
+        _fsync_dir(Path(root))
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)

@@ -1,0 +1,304 @@
+"""The convert job on real archives: tables, types, dedupe, signatures, accounting, incremental runs."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import siq_schemas
+from siq_schemas import pipeline
+from siq_schemas.tables import TABLES
+from tests.conftest import DEPARTMENT_DELETED, KEYS, RATED, delivery, write_lines
+
+KEY_A = KEYS / "key_a_public.pem"
+
+FIXED = {
+    "events": "event_key event entity_type entity_id org_id app_id event_time attempts deliveries signature "
+    "received_at source",
+    "conversation_events": "conversation_id event event_time status department_id owner_id visitor_id",
+    "messages": "conversation_id msgid sender_id sender_name sender_role text event_time",
+    "ratings": "conversation_id rating feedback owner_id visitor_id event_time",
+    "conversations": "conversation_id outcome opened_time attended_time end_time missed_time department_id owner_id "
+    "visitor_id wait_ms first_response_ms duration_ms visitor_messages operator_messages bot_messages rating feedback",
+    "operator_events": "operator_id event event_time",
+    "department_events": "department_id event event_time",
+    "visitor_events": "visitor_id event event_time",
+    "operators": "operator_id email role created_time deleted_time is_active departments",
+    "departments": "department_id name created_time deleted_time operators",
+    "visitors": "visitor_id type email phone lead_id",
+    "rejects": "source line reason detail raw",
+}
+
+
+def envelope(event: str, entity_id: str, time: int, entity: dict | None = None, **extra) -> dict:
+    """A valid payload of ``event`` (the envelope fields as real deliveries carry them)."""
+    payload = {
+        "version": 1,
+        "event": event,
+        "event_time": str(time),
+        "org_id": "55778119",
+        "app_id": "40526000000002040",
+        "entity_type": event.split(".")[0],
+        "entity_id": entity_id,
+        "attempt": 1,
+        "handler": "execution",
+        "webhook": {"id": "w1"},
+        **extra,
+    }
+    if entity is not None:
+        payload["entity"] = entity
+    return payload
+
+
+def conversation(event: str, cid: str, time: int, **entity) -> dict:
+    base = {"id": cid, "department_id": "d1", "owner": {"id": "o1"}, "visitor": {"id": "v1", "type": "lead"}}
+    return envelope(event, cid, time, {**base, **entity})
+
+
+def reply(event: str, cid: str, time: int, sender: dict, text: str | None = None, **message) -> dict:
+    body = {"sender": sender, **message}
+    if text is not None:
+        body.update(text=text, msgid=f"m{time}")
+    return envelope(event, cid, time, {"id": cid, "message": body, "visitor": {"id": "v1"}, "owner": {"id": "o1"}})
+
+
+def chat() -> list[dict]:
+    """One attended conversation: opened 0 s, attended 10 s, bot at 12 s, operator at 15 s, ended 100 s, rated."""
+    t = 1_772_000_000_000
+    return [
+        conversation("conversation.created", "c1", t, opened_time=str(t)),
+        conversation(
+            "conversation.attender.updated", "c1", t + 10_000, opened_time=str(t), attended_time=str(t + 10_000)
+        ),
+        reply(
+            "conversation.visitor.replied", "c1", t + 11_000, {"id": "$2463902591169630574", "type": "visitor"}, "hi"
+        ),
+        reply("conversation.operator.replied", "c1", t + 12_000, {"id": "b1", "type": "bot"}, meta={}, list=[]),
+        reply("conversation.operator.replied", "c1", t + 15_000, {"id": "o1", "type": "operator"}, "hello"),
+        reply("conversation.operator.replied", "c1", t + 15_000, {"id": "o1", "type": "operator"}, "how can I help"),
+        conversation(
+            "conversation.completed", "c1", t + 100_000, attended_time=str(t + 10_000), end_time=str(t + 100_000)
+        ),
+        envelope("conversation.rated", "c1", t + 120_000, {"rating": 4, "feedback": "ok", "owner": {"id": "o1"}}),
+        conversation("conversation.created", "c2", t + 1_000, opened_time=str(t + 1_000)),
+        conversation("conversation.missed", "c2", t + 60_000, missed_time=str(t + 60_000)),
+        conversation("conversation.created", "c3", t + 2_000),
+    ]
+
+
+def convert(tmp_path: Path, records: list, out: str = "out", **options) -> pipeline.Report:
+    archive = tmp_path / f"archive-{out}"
+    archive.mkdir()
+    write_lines(archive / "part0.jsonl", records)
+    return siq_schemas.convert(archive, tmp_path / out, **options)
+
+
+def table(tmp_path: Path, name: str, out: str = "out") -> pd.DataFrame:
+    return siq_schemas.read_table(tmp_path / out, name)
+
+
+def test_every_fixed_table_and_column_exists_with_its_type(tmp_path):
+    """Every table of the contract is a Parquet dataset with its fixed columns; ids strings, times ms UTC."""
+    convert(tmp_path, [delivery(p) for p in chat()], keys=KEY_A)
+    for name, columns in FIXED.items():
+        schema = pq.read_schema(next((tmp_path / "out" / name).glob("*.parquet")))
+        assert set(columns.split()) <= set(schema.names), name
+        assert schema == TABLES[name].schema
+    events = pq.read_table(tmp_path / "out" / "events").schema
+    assert events.field("event_time").type == pa.timestamp("ms", tz="UTC")
+    assert events.field("app_id").type == pa.string()
+    assert pq.read_table(tmp_path / "out" / "operators").schema.field("departments").type == pa.list_(pa.string())
+    assert (tmp_path / "out" / "_manifest.json").exists()
+
+
+def test_big_app_id_comes_out_exactly(tmp_path):
+    """`"app_id": 40526000000002040` (a JSON number above 2^53) is the string "40526000000002040"."""
+    payload = copy.deepcopy(RATED)
+    assert payload["app_id"] == 40526000000002040
+    convert(tmp_path, [delivery(payload)], keys=KEY_A)
+    assert table(tmp_path, "events")["app_id"].tolist() == ["40526000000002040"]
+
+
+def test_retries_are_duplicates_and_recorded_on_the_event(tmp_path):
+    """Retries re-serialised with other key order and spacing, and copies to a second webhook, are one event."""
+    first = envelope("department.deleted", "d9", 1_772_000_000_000)
+    retry = dict(reversed(list({**first, "attempt": 3}.items())))
+    copy_to_other_webhook = {**first, "webhook": {"id": "w2"}}
+    records = [
+        delivery(first),
+        delivery(retry, indent=2, received_at="2026-03-01T10:03:00Z"),
+        delivery(copy_to_other_webhook, received_at="2026-03-01T10:00:01Z"),
+    ]
+    report = convert(tmp_path, records, keys=KEY_A)
+    assert (report.records_read, report.events_written, report.duplicates, report.rejected) == (3, 1, 2, 0)
+    (row,) = table(tmp_path, "events").to_dict("records")
+    assert (row["attempts"], row["deliveries"], row["webhook_id"], row["signature"]) == (3, 3, "w1", "valid")
+    assert row["source"].endswith("part0.jsonl:1")
+
+
+def test_two_messages_at_the_same_time_are_two_events(tmp_path):
+    """Different messages with the same event_time stay two events (and two message rows)."""
+    report = convert(tmp_path, [delivery(p) for p in chat()], keys=KEY_A)
+    assert report.duplicates == 0
+    messages = table(tmp_path, "messages")
+    assert sorted(messages["text"].dropna()) == ["hello", "hi", "how can I help"]
+
+
+def test_signature_policy_and_reject_reasons(tmp_path):
+    """Missing and invalid signatures, unknown events, schema errors and bad JSON are rejects with raw records."""
+    good = envelope("department.deleted", "d1", 1_772_000_000_000)
+    unknown = envelope("conversation.exploded", "c1", 1_772_000_000_000)
+    bad_rating = {**RATED, "entity": {**RATED["entity"], "rating": "five"}}
+    tampered = delivery(good)
+    tampered["body"] = tampered["body"].replace("d1", "d2")
+    records = [
+        delivery(good),
+        delivery(good, key=None),
+        tampered,
+        delivery(unknown),
+        delivery(bad_rating),
+        "{not json",
+        good,
+    ]
+    report = convert(tmp_path, records, keys=KEY_A)
+    assert report.rejected_by_reason == {
+        "unreadable": 1,
+        "signature-missing": 2,
+        "signature-invalid": 1,
+        "unknown-event": 1,
+        "schema-invalid": 1,
+    }
+    assert (report.records_read, report.events_written, report.duplicates) == (7, 1, 0)
+    rejects = table(tmp_path, "rejects")
+    assert rejects["line"].tolist() == [2, 3, 4, 5, 6, 7]
+    schema_invalid = rejects[rejects.reason == "schema-invalid"].iloc[0]
+    assert schema_invalid["json_path"] == "$.entity.rating" and schema_invalid["event"] == "conversation.rated"
+    assert rejects[rejects.reason == "unreadable"].iloc[0]["raw"] == b"{not json"
+    assert json.loads(rejects[rejects.reason == "signature-invalid"].iloc[0]["raw"])["body"] == tampered["body"]
+
+
+def test_bare_payloads_need_allow_unsigned_when_keys_are_given(tmp_path):
+    """With keys, bare payloads are rejected unless allowed; then `unsigned`, or `valid` if also delivered signed."""
+    one, two = envelope("department.deleted", "d1", 1), envelope("department.deleted", "d2", 2)
+    assert convert(tmp_path, [one], out="a", keys=KEY_A).rejected_by_reason["signature-missing"] == 1
+    report = convert(tmp_path, [one, two, delivery(one)], out="b", keys=KEY_A, allow_unsigned=True)
+    assert (report.events_written, report.duplicates) == (2, 1)
+    statuses = table(tmp_path, "events", out="b").set_index("entity_id")["signature"].to_dict()
+    assert statuses == {"d1": "valid", "d2": "unsigned"}
+
+
+def test_without_keys_everything_is_unverified(tmp_path):
+    """With no keys nothing is verified: deliveries and bare payloads are accepted as `unverified`."""
+    report = convert(tmp_path, [delivery(chat()[0], key=None), chat()[1]])
+    assert report.rejected == 0
+    assert set(table(tmp_path, "events")["signature"]) == {"unverified"}
+
+
+def test_conversations_are_folded_from_their_history(tmp_path):
+    """Outcome, times, wait/first response (operator, not bot)/duration, message counts and rating per conversation."""
+    convert(tmp_path, [delivery(p) for p in chat()], keys=KEY_A)
+    rows = table(tmp_path, "conversations").set_index("conversation_id")
+    c1, c2, c3 = rows.loc["c1"], rows.loc["c2"], rows.loc["c3"]
+    assert (c1.outcome, c2.outcome, c3.outcome) == ("completed", "missed", "open")
+    assert (c1.wait_ms, c1.first_response_ms, c1.duration_ms) == (10_000, 5_000, 90_000)
+    assert (c1.visitor_messages, c1.operator_messages, c1.bot_messages) == (1, 2, 1)
+    assert (c1.rating, c1.feedback, c1.owner_id, c1.department_id) == (4, "ok", "o1", "d1")
+    assert pd.isna(c2.attended_time) and c2.missed_time == pd.Timestamp(1_772_000_060_000, unit="ms", tz="UTC")
+    assert c3.opened_time == pd.Timestamp(1_772_000_002_000, unit="ms", tz="UTC")
+    senders = table(tmp_path, "messages").set_index("text", drop=False)
+    assert senders.loc["hi", "sender_id"] == "$2463902591169630574"
+
+
+def test_membership_is_replayed_from_operator_and_department_events(tmp_path):
+    """Operators' full lists, departments' full lists and deletions give the final memberships."""
+    t = 1_772_000_000_000
+    history = [
+        envelope("department.created", "d1", t, {"id": "d1", "name": "Support", "operators": []}),
+        envelope("department.created", "d2", t + 1, {"id": "d2", "name": "Sales", "operators": []}),
+        envelope(
+            "operator.created", "o1", t + 2, {"id": "o1", "email_id": "a@x", "role": "Associate", "departments": ["d1"]}
+        ),
+        envelope("operator.created", "o2", t + 3, {"id": "o2", "email_id": "b@x", "departments": ["d1", "d2"]}),
+        envelope("operator.departments.disassociated", "o2", t + 4, {"id": "o2", "departments": ["d2"]}),
+        envelope("department.updated", "d2", t + 5, {"id": "d2", "name": "Sales EU", "operators": ["o1", "o2"]}),
+        envelope("operator.updated", "o1", t + 6, {"id": "o1", "role": "Supervisor", "departments": ["d1", "d2"]}),
+        envelope("operator.deleted", "o2", t + 7),
+        envelope("department.deleted", "d1", t + 8),
+    ]
+    convert(tmp_path, [delivery(p) for p in history], keys=KEY_A)
+    operators = table(tmp_path, "operators").set_index("operator_id")
+    assert list(operators.loc["o1", "departments"]) == ["d2"] and operators.loc["o1", "role"] == "Supervisor"
+    assert list(operators.loc["o2", "departments"]) == [] and not operators.loc["o2", "is_active"]
+    assert operators.loc["o1", "is_active"] and operators.loc["o2", "email"] == "b@x"
+    departments = table(tmp_path, "departments").set_index("department_id")
+    assert list(departments.loc["d2", "operators"]) == ["o1"] and departments.loc["d2", "name"] == "Sales EU"
+    assert list(departments.loc["d1", "operators"]) == [] and not pd.isna(departments.loc["d1", "deleted_time"])
+
+
+def _tables(out: Path) -> dict[str, pa.Table]:
+    """Every table of an output, without the columns that name the run's files."""
+    result = {}
+    for name in TABLES:
+        data = pq.read_table(out / name)
+        result[name] = data.drop_columns([c for c in ("source",) if c in data.column_names])
+    return result
+
+
+def test_converting_twice_or_in_halves_equals_converting_once(tmp_path):
+    """Re-running adds nothing; two halves into one output equal one run over everything."""
+    records = [delivery(p) for p in chat()]
+    records += [delivery(chat()[0], received_at="2026-03-01T09:00:00Z"), "{bad"]
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir(), second.mkdir()
+    write_lines(first / "1.jsonl", records[:6])
+    write_lines(second / "2.jsonl", records[6:])
+    once = siq_schemas.convert([first, second], tmp_path / "once", keys=KEY_A)
+    siq_schemas.convert(first, tmp_path / "halves", keys=KEY_A)
+    siq_schemas.convert(second, tmp_path / "halves", keys=KEY_A)
+    again = siq_schemas.convert([first, second], tmp_path / "once", keys=KEY_A)
+    assert (again.records_read, again.events_written, again.files_unchanged) == (0, 0, 2)
+    assert once.duplicates == 1 and once.rejected == 1
+    assert _tables(tmp_path / "once") == _tables(tmp_path / "halves")
+
+
+def test_a_grown_file_adds_only_its_new_lines(tmp_path):
+    """Lines appended to an archive file are read on the next run; the old ones are not read again."""
+    archive = tmp_path / "a.jsonl"
+    records = [delivery(p) for p in chat()]
+    write_lines(archive, records[:5])
+    siq_schemas.convert(archive, tmp_path / "out", keys=KEY_A)
+    with archive.open("a") as handle:
+        handle.writelines(json.dumps(r) + "\n" for r in records[5:])
+    report = siq_schemas.convert(archive, tmp_path / "out", keys=KEY_A)
+    assert (report.records_read, report.events_written) == (len(records) - 5, len(records) - 5)
+    fresh = siq_schemas.convert(archive, tmp_path / "fresh", keys=KEY_A)
+    assert fresh.events_written == len(records)
+    assert _tables(tmp_path / "out") == _tables(tmp_path / "fresh")
+
+
+def test_output_does_not_depend_on_the_number_of_workers(tmp_path, monkeypatch):
+    """Several files staged by two worker processes give the same tables as one process."""
+    monkeypatch.setattr(pipeline, "PARALLEL_BYTES", 0)
+    payloads = chat()
+    for index in range(4):
+        write_lines(tmp_path / f"{index}.jsonl", [delivery(p) for p in payloads[index::4]] + [delivery(payloads[0])])
+    files = sorted(tmp_path.glob("*.jsonl"))
+    one = siq_schemas.convert(files, tmp_path / "one", keys=KEY_A, workers=1)
+    two = siq_schemas.convert(files, tmp_path / "two", keys=KEY_A, workers=2)
+    assert one.to_dict() | {"out": "", "seconds": 0} == two.to_dict() | {"out": "", "seconds": 0}
+    assert _tables(tmp_path / "one") == _tables(tmp_path / "two")
+
+
+def test_output_folder_that_is_not_a_siq_output_is_refused(tmp_path):
+    """A non-empty folder without a manifest is never replaced: a clear error, nothing touched."""
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    with pytest.raises(siq_schemas.SiqSchemasError, match="not a siq output"):
+        convert(tmp_path, [DEPARTMENT_DELETED])
+    assert (tmp_path / "out" / "notes.txt").read_text() == "mine"
