@@ -27,7 +27,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 docs: $(STAMP)
-	$(BIN)/python -m siq_schemas.docs > docs/schemas.md
+	$(BIN)/python -m siq_schemas._reference
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/

@@ -1,9 +1,11 @@
-"""The schema reference in ``docs/schemas.md``, generated from the schemas themselves.
+"""The references in ``docs/``, generated from the code: the schema reference
+(``docs/schemas.md``, from the schemas) and the data dictionary
+(``docs/tables.md``, from the table specs).
 
-The hand-written part of the document (conventions) stays as it is; the part
-between the ``BEGIN``/``END`` markers is rewritten by ``make docs``
-(``python -m siq_schemas._reference docs/schemas.md``). A test fails when the
-committed file differs from what this module generates.
+The hand-written part of each document stays as it is; the part between the
+``BEGIN``/``END`` markers is rewritten by ``make docs``
+(``python -m siq_schemas._reference``). A test fails when a committed file
+differs from what this module generates.
 """
 
 from __future__ import annotations
@@ -15,10 +17,28 @@ from typing import Any
 
 from . import _registry
 
-BEGIN = "<!-- BEGIN GENERATED: python -m siq_schemas._reference docs/schemas.md -->"
+BEGIN = "<!-- BEGIN GENERATED: python -m siq_schemas._reference -->"
 END = "<!-- END GENERATED -->"
 #: Shared definitions shown as a type name rather than expanded field by field.
 SCALARS = ("id", "id_list", "epoch_ms", "boolean", "count", "status_codes", "version")
+
+
+def render_tables() -> str:
+    """The generated data dictionary: every table, its grain and its columns."""
+    from .tables import TABLES
+
+    out = []
+    for table in TABLES.values():
+        out += [f"### `{table.name}`", "", f"One row per {table.grain}."]
+        if table.events:
+            out += ["", "Events: " + ", ".join(f"`{event}`" for event in sorted(table.events)) + "."]
+        out += ["", "| column | type | meaning |", "| --- | --- | --- |"]
+        for column in table.columns:
+            source = f" From `{'.'.join(column.path)}`." if column.path and column.name != "entity" else ""
+            meaning = f"{column.description}{source}".strip().replace("|", "/")
+            out.append(f"| `{column.name}` | `{column.type}` | {meaning} |")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
 
 
 def render() -> str:
@@ -26,9 +46,7 @@ def render() -> str:
     defs = _registry.document("defs")["$defs"]
     out = ["## Value types", "", "| type | JSON | meaning |", "| --- | --- | --- |"]
     for name in SCALARS:
-        out.append(
-            f"| <a id='type-{name}'></a>`{name}` | {_json_types(defs[name])} | {defs[name]['description']} |"
-        )
+        out.append(f"| <a id='type-{name}'></a>`{name}` | {_json_types(defs[name])} | {defs[name]['description']} |")
     out += [
         "",
         "## Envelope",
@@ -114,15 +132,19 @@ def _document_description(name: str) -> str:
     return str(_registry.document(name).get("description", ""))
 
 
+RENDERERS = {"schemas.md": render, "tables.md": render_tables}
+
+
 def update(path: Path) -> bool:
-    """Rewrite the generated part of ``path``; return whether it changed."""
+    """Rewrite the generated part of ``path`` (``docs/schemas.md`` or ``docs/tables.md``); return whether it changed."""
     text = path.read_text(encoding="utf-8")
     head, _, rest = text.partition(BEGIN)
     _, _, tail = rest.partition(END)
-    new = f"{head}{BEGIN}\n\n{render()}\n{END}{tail}"
+    new = f"{head}{BEGIN}\n\n{RENDERERS[path.name]()}\n{END}{tail}"
     path.write_text(new, encoding="utf-8")
     return new != text
 
 
 if __name__ == "__main__":
-    update(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/schemas.md"))
+    for name in sys.argv[1:] or [f"docs/{name}" for name in RENDERERS]:
+        update(Path(name))

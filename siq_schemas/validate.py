@@ -55,11 +55,10 @@ def validate(payload: Any, strict: bool = False) -> None:
     Raises :class:`UnknownEvent` when the payload's ``event`` has no schema.
     The verdict is the compiled validator's, as for :func:`is_valid`.
     """
-    from jsonschema.exceptions import best_match
-
     validators = _validators(payload, strict)
     if _fast_is_valid(validators, payload):
         return
+    from jsonschema.exceptions import best_match
     event = payload.get("event") if isinstance(payload, dict) else None
     event = event if isinstance(event, str) else None
     error = best_match(validators.explain.iter_errors(payload))

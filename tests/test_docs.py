@@ -5,18 +5,31 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from siq_schemas import EVENTS, _reference
 from siq_schemas.cli import cli
+from siq_schemas.tables import TABLES
 
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
-def test_schema_reference_is_fresh():
-    """docs/schemas.md holds exactly what the schemas generate (run `make docs` after changing a schema)."""
-    text = (ROOT / "docs" / "schemas.md").read_text(encoding="utf-8")
+@pytest.mark.parametrize("name", sorted(_reference.RENDERERS))
+def test_generated_references_are_fresh(name):
+    """docs/schemas.md and docs/tables.md hold what the schemas and table specs generate (`make docs`)."""
+    text = (ROOT / "docs" / name).read_text(encoding="utf-8")
     generated = text.partition(_reference.BEGIN)[2].partition(_reference.END)[0]
-    assert generated.strip() == _reference.render().strip(), "docs/schemas.md is stale: run `make docs`"
+    assert generated.strip() == _reference.RENDERERS[name]().strip(), f"docs/{name} is stale: run `make docs`"
+
+
+def test_data_dictionary_covers_every_table_and_column():
+    """Every table and column of the table specs appears in docs/tables.md."""
+    text = (ROOT / "docs" / "tables.md").read_text(encoding="utf-8")
+    for table in TABLES.values():
+        assert f"### `{table.name}`" in text
+        for column in table.columns:
+            assert f"| `{column.name}` |" in text
 
 
 def test_schema_reference_covers_every_event_and_the_conventions():
