@@ -64,15 +64,16 @@ class Record:
 def expand(sources: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """The files of an archive, in a stable order, each once.
 
-    Directories are walked recursively for files with one of :data:`SUFFIXES`;
-    a source that does not exist is taken as a glob pattern. Raises
+    Directories are walked recursively for files with one of :data:`SUFFIXES`
+    (skipping names that start with ``_`` or ``.``); a source that does not
+    exist is taken as a glob pattern. Raises
     :class:`Unreadable` for a source that matches nothing.
     """
     files: dict[Path, None] = {}
     for source in sources:
         path = Path(source)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES))
+            found = sorted(p for p in path.rglob("*") if p.is_file() and _wanted(p.relative_to(path)))
         elif path.exists():
             found = [path]
         elif glob.has_magic(str(source)):
@@ -86,6 +87,15 @@ def expand(sources: Iterable[str | os.PathLike[str]]) -> list[Path]:
             )
         files.update(dict.fromkeys(found))
     return list(files)
+
+
+def _wanted(relative: Path) -> bool:
+    """Whether a file found by walking a directory is input: a known suffix, and no part named ``_*`` or ``.*``.
+
+    Like pyarrow datasets, a walk skips ``_manifest.json``, ``_expected.json``,
+    ``.git/`` and the like; name such a file explicitly to read it.
+    """
+    return relative.name.endswith(SUFFIXES) and not any(part.startswith(("_", ".")) for part in relative.parts)
 
 
 def read_records(path: str | os.PathLike[str]) -> Iterator[Record]:

@@ -124,9 +124,10 @@ def test_garbage_after_gzip_stream_is_reported(tmp_path):
 
 
 def test_expand_walks_directories_and_globs_in_stable_order(tmp_path):
-    """Directories are walked recursively for known suffixes; globs expand; each file is listed once."""
+    """Directories are walked for known suffixes, skipping `_*` and `.*` names; globs expand; files listed once."""
     (tmp_path / "b" / "c").mkdir(parents=True)
-    for name in ["b/2.jsonl", "b/c/1.json.gz", "a.ndjson", "notes.txt"]:
+    (tmp_path / ".git").mkdir()
+    for name in ["b/2.jsonl", "b/c/1.json.gz", "a.ndjson", "notes.txt", "_expected.json", ".git/x.json"]:
         (tmp_path / name).write_text("")
     found = expand([tmp_path, str(tmp_path / "*.ndjson")])
     assert [p.relative_to(tmp_path).as_posix() for p in found] == ["a.ndjson", "b/2.jsonl", "b/c/1.json.gz"]
