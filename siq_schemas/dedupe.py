@@ -16,10 +16,9 @@ delivery by ``received_at`` then ``source``).
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
-import orjson
+from .parse import encode_sorted
 
 #: Envelope fields that describe a delivery, not the event.
 TRANSPORT = frozenset({"attempt", "handler", "webhook"})
@@ -28,12 +27,7 @@ TRANSPORT = frozenset({"attempt", "handler", "webhook"})
 def event_key(payload: dict[str, Any]) -> str:
     """The identity of an event: 32 hex digits of a BLAKE2b hash of its canonical JSON."""
     identity = {name: value for name, value in payload.items() if name not in TRANSPORT}
-    try:
-        canonical = orjson.dumps(identity, option=orjson.OPT_SORT_KEYS)
-    except TypeError:  # integers over 64 bits
-        text = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        canonical = text.encode("utf-8", "surrogatepass")
-    return hashlib.blake2b(canonical, digest_size=16).hexdigest()
+    return hashlib.blake2b(encode_sorted(identity), digest_size=16).hexdigest()
 
 
 #: Order of delivery statuses: the best one seen is the event's.

@@ -11,14 +11,13 @@ become JSON text. A value that does not fit its kind is written as null; the
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import pyarrow as pa
 
+from .parse import encode
 from .tables import BY_EVENT, EVENTS, HISTORY, Column, Table
 
 INT64 = (-(2**63), 2**63 - 1)
@@ -74,12 +73,7 @@ def _ids(value: Any) -> list[str | None] | None:
 
 def to_json(value: Any) -> str | None:
     """Compact JSON text of a value (integers of any width kept exact), or None for None."""
-    if value is None:
-        return None
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:  # integers over 64 bits
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return None if value is None else encode(value).decode()
 
 
 CONVERT: dict[str, Callable[[Any], Any]] = {

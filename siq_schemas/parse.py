@@ -1,52 +1,38 @@
 """Parse stage: raw body bytes to a JSON value.
 
-orjson is the fast path. It turns integers wider than 64 bits into floats and
-huge exponents into ``inf``, so a document holding a run of 20+ digits or a
-3-digit exponent takes the standard library path instead, which keeps every
-integer exact and here rejects non-finite numbers. ``NaN`` and ``Infinity``
-are not JSON and are rejected on both paths.
+msgspec decodes as fast as the fastest JSON libraries and keeps every
+integer exact at any width, so an id such as ``40526000000002040`` (above
+2**53) or one of 30 digits is never a float. ``NaN``/``Infinity`` literals,
+numbers out of the float range, invalid UTF-8 and lone surrogate escapes are
+not JSON and are rejected.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import re
 from typing import Any
 
-import orjson
+import msgspec
 
 from .exceptions import Unreadable
 
-_NEEDS_EXACT = re.compile(rb"\d{20}|[eE][+-]?\d{3}")
+_decode = msgspec.json.Decoder().decode
+#: Encodes canonical JSON: keys sorted at every level, no spaces, integers exact.
+encode_sorted = msgspec.json.Encoder(order="sorted").encode
+#: Encodes compact JSON, keys in their order.
+encode = msgspec.json.Encoder().encode
 
 
 def loads(data: bytes | str, source: str = "", line: int = 0) -> Any:
     """Parse one JSON document; raise :class:`Unreadable` naming ``source:line`` if it is not JSON."""
-    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
-    if not _NEEDS_EXACT.search(raw):
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            pass  # the exact path below says what is wrong
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise Unreadable(f"invalid UTF-8 at byte {error.start}", source, line) from None
-    try:
-        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
-    except RecursionError:
-        raise Unreadable("JSON nested too deeply", source, line) from None
-    except ValueError as error:
-        raise Unreadable(f"invalid JSON: {error}", source, line) from None
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number {text[:20]} is out of range")
-    return value
+        return _decode(data)
+    except UnicodeEncodeError:
+        raise Unreadable("text holds a lone surrogate, not UTF-8", source, line) from None
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, UnicodeDecodeError) as error:
+        if isinstance(data, bytes):
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError as bad:
+                raise Unreadable(f"invalid UTF-8 at byte {bad.start}", source, line) from None
+        reason = str(error).removeprefix("JSON is malformed: ")
+        raise Unreadable(f"invalid JSON: {reason}", source, line) from None

@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import binascii
 import glob
-import json
 import os
 import zlib
 from collections.abc import Iterable, Iterator
@@ -26,11 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
-import orjson
 import zstandard
 
 from .exceptions import Unreadable
-from .parse import loads
+from .parse import encode, loads
 
 LINE_SUFFIXES = (".jsonl", ".ndjson")
 JSON_SUFFIXES = (".json",)
@@ -220,7 +218,7 @@ def _line_record(line: bytes, source: str, number: int) -> Record:
 def _object_record(value: Any, raw: bytes | None, source: str, number: int) -> Record:
     """A delivery record when ``value`` has a body, else a bare payload."""
     if raw is None:
-        raw = _dumps(value)
+        raw = encode(value)
     if not isinstance(value, dict) or ("body" not in value and "body_base64" not in value):
         return Record(source, number, raw, "bare", payload=value)
     headers = value.get("headers") or {}
@@ -255,8 +253,3 @@ def _body(record: dict[str, Any], source: str, number: int) -> bytes:
         raise Unreadable("'body_base64' is not valid base64", source, number) from None
 
 
-def _dumps(value: Any) -> bytes:
-    try:
-        return orjson.dumps(value)
-    except TypeError:  # integers over 64 bits
-        return json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass")

@@ -51,8 +51,7 @@ def test_validate_reports_file_line_event_path_and_message(tmp_path):
     assert result.stdout.splitlines() == [
         f"{path}:2 conversation.rated $.entity.rating 'five' is not of type 'integer'",
         f"{path}:4 conversation.exploded $.event unknown event 'conversation.exploded'",
-        f"{path}:5 - $ invalid JSON: Expecting property name enclosed in double quotes: "
-        "line 1 column 2 (char 1)",
+        f"{path}:5 - $ invalid JSON: object keys must be strings (byte 1)",
         f"{path}:6 conversation.rated $.entity.rating 'five' is not of type 'integer'",
     ]
     assert "5 records: 1 valid, 3 invalid, 1 unreadable (1 blank lines skipped)" in result.stderr
