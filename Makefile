@@ -12,9 +12,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+SAMPLE := data/sample
+
 demo: $(STAMP)
-	$(BIN)/siq schema
-	$(BIN)/siq validate tests/examples/*/valid/*.json
+	$(BIN)/siq convert $(SAMPLE) --out out/sample --keys $(SAMPLE)/keys/sample_public.pem --allow-unsigned
+	@echo "The tables are in out/sample/, one Parquet dataset per table (docs/tables.md)."
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

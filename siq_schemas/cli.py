@@ -28,6 +28,7 @@ from .exceptions import (
 from .keys import load_keys
 from .parse import loads
 from .read import Record, expand, read_records
+from .sample import MIN_EVENTS, write_sample
 from .validate import validate
 from .verify import signature_header, verify_signature
 
@@ -194,22 +195,21 @@ def convert_command(
 @cli.command("sample")
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="The folder to write.")
 @click.option("--seed", default=7, show_default=True, help="Seed: the same seed writes the same bytes.")
-@click.option("--events", default=3000, show_default=True, type=click.IntRange(min=50), help="Unique events.")
+@click.option(
+    "--events", default=3000, show_default=True, type=click.IntRange(min=MIN_EVENTS), help="Unique events (about)."
+)
 @click.option("--corrupt", is_flag=True, help="Add one record of each reject reason.")
 def sample_command(out: str, seed: int, events: int, corrupt: bool) -> int:
     """Write a synthetic SalesIQ archive, signed with its own key, to --out.
 
     Deliveries go to deliveries/, a few bare payloads to bare/, the public key
     to keys/sample_public.pem and the counts a conversion must give to
-    expected.json.
+    _expected.json.
     """
-    from .sample import write_sample
-
     expected = write_sample(out, seed=seed, events=events, corrupt=corrupt)
     click.echo(f"wrote {out}: {expected['records_read']:,} records, {expected['events_written']:,} events")
-    click.echo(
-        f"convert it: siq convert {out} --out OUT --keys {Path(out) / 'keys' / 'sample_public.pem'} --allow-unsigned"
-    )
+    key = Path(out) / "keys" / "sample_public.pem"
+    click.echo(f"convert it: siq convert {out} --out {out}-parquet --keys {key} --allow-unsigned")
     return 0
 
 

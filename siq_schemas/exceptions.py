@@ -35,9 +35,7 @@ class PayloadInvalid(SiqSchemasError, ValueError):
 
     code = "schema-invalid"
 
-    def __init__(
-        self, message: str, json_path: str = "$", event: str | None = None, errors: tuple = ()
-    ) -> None:
+    def __init__(self, message: str, json_path: str = "$", event: str | None = None, errors: tuple = ()) -> None:
         super().__init__(message)
         self.message = message
         self.json_path = json_path

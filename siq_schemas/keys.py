@@ -152,9 +152,7 @@ def _load_source(source: object, name: str) -> list[PublicKey]:
         raise KeyInvalid(f"{name}: {_PRIVATE}")
     if isinstance(source, get_args(PublicKeyTypes)):
         raise KeyInvalid(f"{name}: {_kind(source)} key; only RSA keys sign SalesIQ webhooks")
-    raise KeyInvalid(
-        f"{name}: expected PEM or base64 text, bytes or a file path, not {type(source).__name__}"
-    )
+    raise KeyInvalid(f"{name}: expected PEM or base64 text, bytes or a file path, not {type(source).__name__}")
 
 
 def _looks_like_key_text(text: str) -> bool:

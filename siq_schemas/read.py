@@ -251,5 +251,3 @@ def _body(record: dict[str, Any], source: str, number: int) -> bytes:
         return base64.b64decode(encoded, validate=True)
     except (ValueError, binascii.Error):
         raise Unreadable("'body_base64' is not valid base64", source, number) from None
-
-

@@ -59,6 +59,7 @@ def validate(payload: Any, strict: bool = False) -> None:
     if _fast_is_valid(validators, payload):
         return
     from jsonschema.exceptions import best_match
+
     event = payload.get("event") if isinstance(payload, dict) else None
     event = event if isinstance(event, str) else None
     error = best_match(validators.explain.iter_errors(payload))

@@ -48,9 +48,7 @@ def verify_signature(body: bytes | str, signature: str | bytes, keys: Keys) -> s
         try:
             body = body.encode("utf-8")
         except UnicodeEncodeError:
-            raise SignatureInvalid(
-                "body is not valid text (lone surrogates cannot be UTF-8 encoded)"
-            ) from None
+            raise SignatureInvalid("body is not valid text (lone surrogates cannot be UTF-8 encoded)") from None
     candidates = keyring._by_size.get(len(raw))
     if not candidates:
         raise SignatureInvalid(_no_candidates(raw, keyring, signature))
@@ -110,9 +108,7 @@ def verify_delivery(body: bytes | str, headers: Any, keys: Keys) -> Any:
         try:
             body = body.encode("utf-8")
         except UnicodeEncodeError:
-            raise SignatureInvalid(
-                "body is not valid text (lone surrogates cannot be UTF-8 encoded)"
-            ) from None
+            raise SignatureInvalid("body is not valid text (lone surrogates cannot be UTF-8 encoded)") from None
     verify_signature(body, signature, keys)
     payload = loads(body)
     validate(payload)
@@ -160,9 +156,7 @@ def _no_candidates(raw: bytes, keyring: Keyring, signature: str | bytes) -> str:
 def _short(signature: str | bytes) -> str:
     """The first 8 characters of a signature and an ellipsis: never the whole value."""
     text = (
-        bytes(signature).decode("latin-1")
-        if isinstance(signature, (bytes, bytearray, memoryview))
-        else str(signature)
+        bytes(signature).decode("latin-1") if isinstance(signature, (bytes, bytearray, memoryview)) else str(signature)
     )
     text = text.strip()
     return repr(text[:8] + "…") if len(text) > 8 else repr(text)

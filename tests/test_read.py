@@ -44,9 +44,7 @@ def test_header_names_are_case_insensitive(tmp_path):
 def test_body_base64_gives_the_raw_bytes(tmp_path):
     """`body_base64` replaces `body` and yields the exact bytes, even when they are not UTF-8."""
     raw = b"\xff\xfe not utf-8"
-    path = write_lines(
-        tmp_path / "a.ndjson", [{"headers": {}, "body_base64": base64.b64encode(raw).decode()}]
-    )
+    path = write_lines(tmp_path / "a.ndjson", [{"headers": {}, "body_base64": base64.b64encode(raw).decode()}])
     (record,) = read_records(path)
     assert record.kind == "delivery" and record.body == raw
 
@@ -108,9 +106,7 @@ def test_truncated_file_keeps_the_readable_part(tmp_path, suffix):
     records = list(read_records(path))
     *good, last = records
     assert len(good) > 1000 and all(r.kind == "bare" for r in good)
-    assert [r.payload["entity_id"] for r in good] == [
-        json.loads(line)["entity_id"] for line in lines[: len(good)]
-    ]
+    assert [r.payload["entity_id"] for r in good] == [json.loads(line)["entity_id"] for line in lines[: len(good)]]
     assert last.kind == "unreadable" and last.line == len(good) + 1
     assert "truncated" in last.error.message and "at byte" in last.error.message
 
