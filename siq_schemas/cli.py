@@ -113,8 +113,10 @@ def verify_command(key_files: tuple[str, ...], files: tuple[str, ...]) -> int:
     records. Exits 1 when any record fails.
     """
     keyring = load_keys(*key_files)
-    failed = False
-    for path in _paths(files):
+    paths = _paths(files)
+    total: Counter[str] = Counter()
+    total_by_key: Counter[str] = Counter()
+    for path in paths:
         counts: Counter[str] = Counter()
         by_key: Counter[str] = Counter()
         for record in _records((str(path),)):
@@ -133,14 +135,20 @@ def verify_command(key_files: tuple[str, ...], files: tuple[str, ...]) -> int:
                 counts[reason] += 1
                 detail = error.message if isinstance(error, Unreadable) else str(error)
                 click.echo(f"{record.source}:{record.line} {error.code} {detail}")
-        keys = ", ".join(f"{key}: {count}" for key, count in by_key.most_common())
-        click.echo(
-            f"{path}: {counts['valid']} valid ({keys or 'none'}), {counts['invalid']} invalid, "
-            f"{counts['missing']} missing, {counts['unreadable']} unreadable",
-            err=True,
-        )
-        failed = failed or counts.total() > counts["valid"]
-    return 1 if failed else 0
+        click.echo(_verify_counts(str(path), counts, by_key), err=True)
+        total.update(counts)
+        total_by_key.update(by_key)
+    if len(paths) > 1:
+        click.echo(_verify_counts(f"{len(paths)} files", total, total_by_key), err=True)
+    return 1 if total.total() > total["valid"] else 0
+
+
+def _verify_counts(name: str, counts: Counter[str], by_key: Counter[str]) -> str:
+    keys = ", ".join(f"{key}: {count}" for key, count in by_key.most_common())
+    return (
+        f"{name}: {counts['valid']} valid ({keys or 'none'}), {counts['invalid']} invalid, "
+        f"{counts['missing']} missing, {counts['unreadable']} unreadable"
+    )
 
 
 @cli.command("convert")
