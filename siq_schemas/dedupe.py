@@ -32,37 +32,42 @@ def event_key(payload: dict[str, Any]) -> str:
 
 #: Order of delivery statuses: the best one seen is the event's.
 _SIGNATURE_RANK = "CASE signature WHEN 'valid' THEN 3 WHEN 'unsigned' THEN 2 ELSE 1 END"
-_FIRST = "ORDER BY received_at ASC NULLS LAST, source"
+#: The first delivery: earliest ``received_at`` (unknown last), then ``source``.
+_FIRST = "(received_at, source)"
+
+# Only streaming aggregates (``any_value``, ``arg_min``, ``max``, ``sum``) and sorts are used:
+# DuckDB spills those to disk, while ordered aggregates (``first(x ORDER BY y)``) and window
+# functions hold whole groups in memory.
 
 
-def history_sql(source: str) -> str:
-    """Rows of a history table, once per event key, in ``event_time`` order."""
-    return (
-        f"SELECT * FROM (SELECT DISTINCT ON (event_key) * FROM {source} ORDER BY event_key) "
-        "ORDER BY event_time, event_key"
-    )
+def history_sql(source: str, columns: list[str]) -> str:
+    """Rows of a history table, once per event key (duplicates carry the same row), in ``event_time`` order."""
+    values = ", ".join(f'any_value("{name}") AS "{name}"' for name in columns if name != "event_key")
+    return f"SELECT event_key, {values} FROM {source} GROUP BY event_key ORDER BY event_time, event_key"
 
 
-def events_sql(staged_events: str, deliveries: str) -> str:
+def events_sql(staged_events: str, deliveries: str, columns: list[str]) -> str:
     """The ``events`` table: payload columns once per key, joined with aggregated delivery facts.
 
     ``deliveries`` has one row per accepted record (``weight`` 1), or per event
     already in the output (``weight`` = its ``deliveries``).
     """
+    values = ", ".join(f'any_value("{name}") AS "{name}"' for name in columns if name != "event_key")
     return f"""
-        WITH agg AS (
+        WITH payloads AS (SELECT event_key, {values} FROM {staged_events} GROUP BY event_key),
+        agg AS (
             SELECT event_key,
                 max(coalesce(attempt, 1)) AS attempts,
                 sum(weight) AS deliveries,
                 CASE max({_SIGNATURE_RANK}) WHEN 3 THEN 'valid' WHEN 2 THEN 'unsigned' ELSE 'unverified' END
                     AS signature,
-                first(key_id {_FIRST}) FILTER (WHERE key_id IS NOT NULL) AS key_id,
-                first(webhook_id {_FIRST}) AS webhook_id,
+                arg_min(key_id, {_FIRST}) FILTER (WHERE key_id IS NOT NULL) AS key_id,
+                arg_min(webhook_id, {_FIRST}) AS webhook_id,
                 min(received_at) AS received_at,
-                first(source {_FIRST}) AS source
+                arg_min(source, {_FIRST}) AS source
             FROM {deliveries} GROUP BY event_key
         )
-        SELECT e.*, agg.* EXCLUDE (event_key)
-        FROM ({history_sql(staged_events)}) AS e JOIN agg USING (event_key)
-        ORDER BY e.event_time, e.event_key
+        SELECT payloads.*, agg.* EXCLUDE (event_key)
+        FROM payloads JOIN agg USING (event_key)
+        ORDER BY payloads.event_time, payloads.event_key
     """

@@ -18,12 +18,10 @@ import pyarrow as pa
 
 from .tables import TABLES
 
-_LATEST = "ORDER BY event_time DESC, event_key DESC"
 
-
-def _latest(column: str, source: str | None = None) -> str:
-    source = source or column
-    return f"first({source} {_LATEST}) FILTER (WHERE {source} IS NOT NULL AND {source} <> '')"
+def _latest(column: str) -> str:
+    """The value of the latest event that has one (ties broken by ``event_key``), as a streaming aggregate."""
+    return f"arg_max({column}, (event_time, event_key)) FILTER (WHERE {column} IS NOT NULL AND {column} <> '')"
 
 
 def conversations_sql(events: str, conversation_events: str, messages: str, ratings: str) -> str:
@@ -72,7 +70,7 @@ def conversations_sql(events: str, conversation_events: str, messages: str, rati
         ),
         r AS (
             SELECT conversation_id,
-                first(rating {_LATEST}) FILTER (WHERE rating IS NOT NULL) AS rating,
+                arg_max(rating, (event_time, event_key)) FILTER (WHERE rating IS NOT NULL) AS rating,
                 {_latest("feedback")} AS feedback,
                 {_latest("owner_id")} AS owner_id,
                 {_latest("visitor_id")} AS visitor_id

@@ -45,6 +45,8 @@ from .verify import signature_header, verify_signature
 
 #: Records per staged batch: bounds a worker's memory.
 BATCH = 20_000
+#: DuckDB's memory budget for merging and folding; beyond it, it spills to disk.
+MEMORY_LIMIT = "512MB"
 #: Archives smaller than this are staged in this process: starting workers would cost more.
 PARALLEL_BYTES = 4 << 20
 REASONS = ("unreadable", "signature-missing", "signature-invalid", "unknown-event", "schema-invalid")
@@ -404,7 +406,9 @@ def _build(temp: Path, previous: Path | None, report: Report, threads: int) -> N
     for name, schema in empty.items():  # every staged table can be read, even with no rows
         (stage / name).mkdir(parents=True, exist_ok=True)
         pq.write_table(schema.empty_table(), stage / name / "empty.parquet")
-    con = duckdb.connect(config={"threads": max(threads, 1), "memory_limit": "1GB"})
+    con = duckdb.connect(
+        config={"threads": max(threads, 1), "memory_limit": MEMORY_LIMIT, "preserve_insertion_order": False}
+    )
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET temp_directory = '{_sql_path(temp / '_spill')}'")
     try:
@@ -421,9 +425,10 @@ def _build(temp: Path, previous: Path | None, report: Report, threads: int) -> N
                 f" deliveries AS weight FROM read_parquet('{_sql_path(previous / 'events')}/*.parquet')"
             )
         con.execute(f"CREATE VIEW s_all_deliveries AS {deliveries}")
-        _write(con, dedupe.events_sql("s_events", "s_all_deliveries"), "events", temp, report)
+        events_columns = Rows.TABLES[0].schema.names
+        _write(con, dedupe.events_sql("s_events", "s_all_deliveries", events_columns), "events", temp, report)
         for table in HISTORY:
-            _write(con, dedupe.history_sql(f'"s_{table.name}"'), table.name, temp, report)
+            _write(con, dedupe.history_sql(f'"s_{table.name}"', table.schema.names), table.name, temp, report)
         _write(con, "SELECT * FROM s_rejects ORDER BY source, line", "rejects", temp, report)
         for name in TABLES:
             if name in report.tables:
