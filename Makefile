@@ -17,15 +17,18 @@ SAMPLE := data/sample
 demo: $(STAMP)
 	$(BIN)/siq convert $(SAMPLE) --out out/sample --keys $(SAMPLE)/keys/sample_public.pem --allow-unsigned
 	@echo "The tables are in out/sample/, one Parquet dataset per table (docs/tables.md)."
+	$(BIN)/jupyter nbconvert --execute --to html --output-dir out/reports notebooks/*.ipynb
+	@echo "The reports are in out/reports/, one HTML page per notebook of notebooks/."
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --nbval-lax --nbval-current-env notebooks/
 
 bench: $(STAMP)
 	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
 
 lint: $(STAMP)
-	$(BIN)/ruff check siq_schemas tests
+	$(BIN)/ruff check siq_schemas tests notebooks benchmarks
 	$(BIN)/mypy
 
 docs: $(STAMP)
