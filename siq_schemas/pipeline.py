@@ -14,6 +14,7 @@ at the end of every run.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import shutil
@@ -281,7 +282,12 @@ def _advance(bar: Any, task: _Task, results: list[_FileResult]) -> None:
 
 
 def _stage_file(task: _Task) -> _FileResult:
-    """Read, verify, parse, validate, identify and flatten one file into the staging area."""
+    """Read, verify, parse, validate, identify and flatten one file into the staging area.
+
+    The cyclic garbage collector is paused while a batch is built: parsed
+    payloads make no reference cycles, and collecting young objects over and
+    over cost about a tenth of the time. It runs once per batch instead.
+    """
     keyring = load_keys(*task.keys) if task.keys else None
     result = _FileResult(task.path)
     rows, rejects = Rows(), _Rejects()
@@ -293,25 +299,32 @@ def _stage_file(task: _Task) -> _FileResult:
         tables["rejects"] = rejects.table()
         write.write_staged(tables, Path(task.stage), f"{task.index:06d}-{batch:05d}")
         rows, rejects, batch = Rows(), _Rejects(), batch + 1
+        gc.collect()
 
-    for record in read_records(task.path):
-        result.lines = max(result.lines, record.line)
-        if record.line <= task.skip_lines:
-            continue
-        if record.kind == "blank":
-            result.counts["blank"] += 1
-            continue
-        try:
-            payload, delivery = _accept(record, keyring, task.allow_unsigned)
-        except SiqSchemasError as error:
-            result.counts[error.code] += 1
-            rejects.add(record, error)
-        else:
-            result.counts["accepted"] += 1
-            rows.add(event_key(payload), payload, delivery)
-        if rows.count + len(rejects.rows) >= BATCH:
-            flush()
-    flush()
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for record in read_records(task.path):
+            result.lines = max(result.lines, record.line)
+            if record.line <= task.skip_lines:
+                continue
+            if record.kind == "blank":
+                result.counts["blank"] += 1
+                continue
+            try:
+                payload, delivery = _accept(record, keyring, task.allow_unsigned)
+            except SiqSchemasError as error:
+                result.counts[error.code] += 1
+                rejects.add(record, error)
+            else:
+                result.counts["accepted"] += 1
+                rows.add(event_key(payload), payload, delivery)
+            if rows.count + len(rejects.rows) >= BATCH:
+                flush()
+        flush()
+    finally:
+        if collecting:
+            gc.enable()
     return result
 
 
@@ -339,21 +352,17 @@ def _accept(record: Record, keyring: Keyring | None, allow_unsigned: bool) -> tu
     validate(payload)
     webhook = payload.get("webhook")
     delivery = {
-        "attempt": payload.get("attempt"),
+        "attempt": _count(payload.get("attempt")),
         "signature": status,
         "key_id": key_id,
-        "webhook_id": webhook.get("id") if isinstance(webhook, dict) else None,
+        "webhook_id": _id(webhook.get("id")) if isinstance(webhook, dict) else None,
         "received_at": received_at_ms(record.received_at),
         "source": f"{record.source}:{record.line}",
     }
-    for name in ("attempt", "webhook_id"):
-        delivery[name] = _delivery_value(name, delivery[name])
     return payload, delivery
 
 
-def _delivery_value(name: str, value: Any) -> Any:
-
-    return CONVERT[DELIVERIES.column(name).kind](value)
+_count, _id = CONVERT["int"], CONVERT["id"]
 
 
 class _Rejects:
