@@ -35,27 +35,30 @@ _SIGNATURE_RANK = "CASE signature WHEN 'valid' THEN 3 WHEN 'unsigned' THEN 2 ELS
 #: The first delivery: earliest ``received_at`` (unknown last), then ``source``.
 _FIRST = "(received_at, source)"
 
-# Only streaming aggregates (``any_value``, ``arg_min``, ``max``, ``sum``) and sorts are used:
-# DuckDB spills those to disk, while ordered aggregates (``first(x ORDER BY y)``) and window
-# functions hold whole groups in memory.
+# The merge never aggregates or sorts wide rows while deduplicating: it picks one record per event
+# from the narrow (event_key, _position) pairs, then filters the wide staged rows by that set, so
+# DuckDB can spill to disk and memory does not grow with the archive.
+
+#: One record per event key: the first read (rows already in the output have position -1).
+KEEP_SQL = "SELECT event_key, min(_position) AS _position FROM {events} GROUP BY event_key"
 
 
-def history_sql(source: str, columns: list[str]) -> str:
-    """Rows of a history table, once per event key (duplicates carry the same row), in ``event_time`` order."""
-    values = ", ".join(f'any_value("{name}") AS "{name}"' for name in columns if name != "event_key")
-    return f"SELECT event_key, {values} FROM {source} GROUP BY event_key ORDER BY event_time, event_key"
+def history_sql(source: str, keep: str) -> str:
+    """Rows of a history table, once per event key, in ``event_time`` order."""
+    return (
+        f"SELECT * EXCLUDE (_position) FROM {source} SEMI JOIN {keep} USING (event_key, _position) "
+        "ORDER BY event_time, event_key"
+    )
 
 
-def events_sql(staged_events: str, deliveries: str, columns: list[str]) -> str:
+def events_sql(staged_events: str, keep: str, deliveries: str) -> str:
     """The ``events`` table: payload columns once per key, joined with aggregated delivery facts.
 
     ``deliveries`` has one row per accepted record (``weight`` 1), or per event
     already in the output (``weight`` = its ``deliveries``).
     """
-    values = ", ".join(f'any_value("{name}") AS "{name}"' for name in columns if name != "event_key")
     return f"""
-        WITH payloads AS (SELECT event_key, {values} FROM {staged_events} GROUP BY event_key),
-        agg AS (
+        WITH agg AS (
             SELECT event_key,
                 max(coalesce(attempt, 1)) AS attempts,
                 sum(weight) AS deliveries,
@@ -67,7 +70,8 @@ def events_sql(staged_events: str, deliveries: str, columns: list[str]) -> str:
                 arg_min(source, {_FIRST}) AS source
             FROM {deliveries} GROUP BY event_key
         )
-        SELECT payloads.*, agg.* EXCLUDE (event_key)
-        FROM payloads JOIN agg USING (event_key)
-        ORDER BY payloads.event_time, payloads.event_key
+        SELECT e.* EXCLUDE (_position), agg.* EXCLUDE (event_key)
+        FROM (SELECT * FROM {staged_events} SEMI JOIN {keep} USING (event_key, _position)) AS e
+            JOIN agg USING (event_key)
+        ORDER BY e.event_time, e.event_key
     """

@@ -175,7 +175,11 @@ _EXTRACTORS = {table.name: _extractor(table) for table in _STAGED}
 
 
 class Rows:
-    """Rows of the staged tables, column by column, for one batch of accepted records."""
+    """Rows of the staged tables, column by column, for one batch of accepted records.
+
+    Staged tables (all but ``_deliveries``) carry one more column, ``_position``:
+    where the record was read, so that the merge can keep one record per event.
+    """
 
     TABLES = (STAGED_EVENTS, DELIVERIES, *HISTORY)
 
@@ -184,35 +188,47 @@ class Rows:
         self.columns: dict[str, dict[str, list[Any]]] = {
             table.name: {column.name: [] for column in table.columns} for table in self.TABLES
         }
-        self._appends = {name: [values.append for values in columns.values()] for name, columns in self.columns.items()}
+        self.positions: dict[str, list[int]] = {table.name: [] for table in _STAGED}
+        appends = {name: [values.append for values in columns.values()] for name, columns in self.columns.items()}
         self._by_event = {
-            event: [(self._appends[table.name], _EXTRACTORS[table.name]) for table in (STAGED_EVENTS, *tables)]
+            event: [self._plan(table, appends) for table in (STAGED_EVENTS, *tables)]
             for event, tables in BY_EVENT.items()
         }
-        self._events_only = [(self._appends[STAGED_EVENTS.name], _EXTRACTORS[STAGED_EVENTS.name])]
-        self._deliveries = [
-            (self._appends[DELIVERIES.name][i], column.name) for i, column in enumerate(DELIVERIES.columns)
-        ]
+        self._events_only = [self._plan(STAGED_EVENTS, appends)]
+        self._deliveries = [(appends[DELIVERIES.name][i], column.name) for i, column in enumerate(DELIVERIES.columns)]
 
-    def add(self, key: str, payload: dict[str, Any], delivery: dict[str, Any]) -> None:
-        """Add one accepted record: its event key, parsed payload, and delivery facts."""
+    def _plan(self, table: Table, appends: dict[str, list[Any]]) -> tuple[Any, ...]:
+        return appends[table.name], _EXTRACTORS[table.name], self.positions[table.name].append
+
+    def add(self, key: str, payload: dict[str, Any], delivery: dict[str, Any], position: int) -> None:
+        """Add one accepted record: its event key, parsed payload, delivery facts, and where it was read."""
         self.count += 1
-        for appends, extract in self._by_event.get(payload.get("event"), self._events_only):  # type: ignore[arg-type]
+        for appends, extract, at in self._by_event.get(payload.get("event"), self._events_only):  # type: ignore[arg-type]
             appends[0](key)
             extract(payload, appends)
+            at(position)
         for append, name in self._deliveries:
             append(key if name == "event_key" else delivery.get(name))
 
     def tables(self) -> dict[str, pa.Table]:
-        """The batch as Arrow tables with the output schemas."""
-        return {table.name: _arrow(table, self.columns[table.name]) for table in self.TABLES}
+        """The batch as Arrow tables with the staged schemas."""
+        return {
+            table.name: _arrow(table, self.columns[table.name], self.positions.get(table.name)) for table in self.TABLES
+        }
 
 
-def _arrow(table: Table, columns: dict[str, list[Any]]) -> pa.Table:
+def staged_schema(table: Table) -> pa.Schema:
+    """The schema of a staged table: the output schema and, but for ``_deliveries``, ``_position``."""
+    return table.schema if table is DELIVERIES else table.schema.append(pa.field("_position", pa.int64()))
+
+
+def _arrow(table: Table, columns: dict[str, list[Any]], positions: list[int] | None) -> pa.Table:
     arrays = [
         pa.array(columns[column.name], pa.binary()).cast(pa.string())
         if column.kind == "json"
         else pa.array(columns[column.name], column.type)
         for column in table.columns
     ]
-    return pa.Table.from_arrays(arrays, schema=table.schema)
+    if positions is not None:
+        arrays.append(pa.array(positions, pa.int64()))
+    return pa.Table.from_arrays(arrays, schema=staged_schema(table))

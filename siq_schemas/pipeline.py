@@ -21,11 +21,11 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 from . import dedupe, fold, write
 from .dedupe import event_key
 from .exceptions import PayloadInvalid, SignatureMissing, SiqSchemasError, Unreadable
-from .flatten import CONVERT, DELIVERIES, Rows, received_at_ms
+from .flatten import CONVERT, DELIVERIES, Rows, received_at_ms, staged_schema
 from .keys import Keyring, load_keys
 from .parse import loads
 from .read import Record, expand, read_records
@@ -46,6 +46,8 @@ from .verify import signature_header, verify_signature
 
 #: Records per staged batch: bounds a worker's memory.
 BATCH = 20_000
+#: Rows per batch moved from DuckDB to the Parquet writer (and per row group).
+BATCH_ROWS = 16_384
 #: DuckDB's memory budget for merging and folding; beyond it, it spills to disk.
 MEMORY_LIMIT = "512MB"
 #: Archives smaller than this are staged in this process: starting workers would cost more.
@@ -246,24 +248,37 @@ def _fingerprint(path: Path, prefix: int | None) -> tuple[int, str, str | None]:
 
 
 def _run(tasks: list[_Task], workers: int, progress: bool) -> list[_FileResult]:
-    """Stage every file, in parallel when there are several files and workers."""
+    """Stage every file, in parallel worker processes when there are several files and workers.
+
+    Workers are forked where the system can (they start at once, with the
+    package loaded, and ``convert`` works from any script); elsewhere spawned.
+    They start before this process runs any thread (progress bar, DuckDB).
+    """
     total = sum(os.path.getsize(task.path) for task in tasks)
-    bar = _progress(total, progress)
-    results = []
-    try:
-        if workers <= 1 or len(tasks) <= 1 or total < PARALLEL_BYTES:
+    if workers <= 1 or len(tasks) <= 1 or total < PARALLEL_BYTES:
+        bar = _progress(total, progress)
+        try:
+            results = []
             for task in tasks:
                 results.append(_stage_file(task))
                 _advance(bar, task, results)
-        else:
-            with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=get_context("spawn")) as pool:
-                for task, result in zip(tasks, pool.map(_stage_file, tasks), strict=True):
-                    results.append(result)
-                    _advance(bar, task, results)
-    finally:
-        if bar is not None:
-            bar.close()
-    return results
+            return results
+        finally:
+            if bar is not None:
+                bar.close()
+    method = "fork" if "fork" in get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=get_context(method)) as pool:
+        futures = {pool.submit(_stage_file, task): task for task in tasks}
+        bar = _progress(total, progress)
+        try:
+            done: list[_FileResult] = []
+            for future in as_completed(futures):
+                done.append(future.result())
+                _advance(bar, futures[future], done)
+        finally:
+            if bar is not None:
+                bar.close()
+    return done
 
 
 def _progress(total: int, enabled: bool) -> Any:
@@ -318,7 +333,7 @@ def _stage_file(task: _Task) -> _FileResult:
                 rejects.add(record, error)
             else:
                 result.counts["accepted"] += 1
-                rows.add(event_key(payload), payload, delivery)
+                rows.add(event_key(payload), payload, delivery, task.index << 32 | record.line)
             if rows.count + len(rejects.rows) >= BATCH:
                 flush()
         flush()
@@ -411,8 +426,8 @@ def _merge(results: list[_FileResult], inputs: dict[str, dict[str, Any]], report
 def _build(temp: Path, previous: Path | None, report: Report, threads: int) -> None:
     """Merge the staged rows with the previous output, dedupe, fold, and write every table into ``temp``."""
     stage = temp / "_stage"
-    empty = {table.name: table.schema for table in (*Rows.TABLES, TABLES["rejects"])}
-    for name, schema in empty.items():  # every staged table can be read, even with no rows
+    staged = {table.name: staged_schema(table) for table in Rows.TABLES} | {"rejects": TABLES["rejects"].schema}
+    for name, schema in staged.items():  # every staged table can be read, even with no rows
         (stage / name).mkdir(parents=True, exist_ok=True)
         pq.write_table(schema.empty_table(), stage / name / "empty.parquet")
     con = duckdb.connect(
@@ -421,10 +436,11 @@ def _build(temp: Path, previous: Path | None, report: Report, threads: int) -> N
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET temp_directory = '{_sql_path(temp / '_spill')}'")
     try:
-        for name in empty:
+        for name in staged:
             parts = [f"SELECT * FROM read_parquet('{_sql_path(stage / name)}/*.parquet')"]
             if previous is not None and name != DELIVERIES.name and (previous / name).is_dir():
-                columns = ", ".join(f'"{c}"' for c in empty[name].names)
+                # rows already in the output come first (position -1): they are kept
+                columns = ", ".join("-1" if c == "_position" else f'"{c}"' for c in staged[name].names)
                 parts.append(f"SELECT {columns} FROM read_parquet('{_sql_path(previous / name)}/*.parquet')")
             con.execute(f'CREATE VIEW "s_{name}" AS {" UNION ALL ".join(parts)}')
         deliveries = "SELECT *, 1 AS weight FROM s__deliveries"
@@ -434,10 +450,10 @@ def _build(temp: Path, previous: Path | None, report: Report, threads: int) -> N
                 f" deliveries AS weight FROM read_parquet('{_sql_path(previous / 'events')}/*.parquet')"
             )
         con.execute(f"CREATE VIEW s_all_deliveries AS {deliveries}")
-        events_columns = Rows.TABLES[0].schema.names
-        _write(con, dedupe.events_sql("s_events", "s_all_deliveries", events_columns), "events", temp, report)
+        con.execute(f"CREATE TABLE keep AS {dedupe.KEEP_SQL.format(events='s_events')}")
+        _write(con, dedupe.events_sql("s_events", "keep", "s_all_deliveries"), "events", temp, report)
         for table in HISTORY:
-            _write(con, dedupe.history_sql(f'"s_{table.name}"', table.schema.names), table.name, temp, report)
+            _write(con, dedupe.history_sql(f'"s_{table.name}"', "keep"), table.name, temp, report)
         _write(con, "SELECT * FROM s_rejects ORDER BY source, line", "rejects", temp, report)
         for name in TABLES:
             if name in report.tables:
@@ -463,7 +479,7 @@ def _build(temp: Path, previous: Path | None, report: Report, threads: int) -> N
 def _write(con: duckdb.DuckDBPyConnection, sql: str, name: str, temp: Path, report: Report) -> None:
     schema = TABLES[name].schema
     columns = ", ".join(f'"{c}"' for c in schema.names)
-    reader = con.sql(f"SELECT {columns} FROM ({sql})").to_arrow_reader(100_000)
+    reader = con.sql(f"SELECT {columns} FROM ({sql})").to_arrow_reader(BATCH_ROWS)
     report.tables[name] = write.write_table(iter(reader), schema, temp / name)
 
 

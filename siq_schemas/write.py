@@ -25,8 +25,10 @@ import pyarrow.parquet as pq
 from .exceptions import SiqSchemasError
 
 MANIFEST = "_manifest.json"
-#: Rows per Parquet file of a final table.
+#: Rows per Parquet file of a final table (a file is closed at the first row group past it).
 ROWS_PER_FILE = 1_000_000
+#: Data per row group of a final table.
+ROW_GROUP_BYTES = 32 << 20
 _TEMP_MARK = ".siq-tmp-"
 _OLD_MARK = ".siq-old-"
 
@@ -49,26 +51,37 @@ def write_staged(tables: dict[str, pa.Table], stage: Path, name: str) -> None:
 def write_table(batches: Iterator[pa.RecordBatch], schema: pa.Schema, folder: Path) -> int:
     """Write ``batches`` (cast to ``schema``) as ``folder/part-NNNNN.parquet``; return the row count.
 
-    A table with no rows still gets one file holding its schema, so every
-    table can be read, and reads with the same columns, in every run.
+    Batches are gathered into row groups of about :data:`ROW_GROUP_BYTES`, so
+    memory stays bounded whatever the table's size. A table with no rows
+    still gets one file holding its schema, so every table can be read, with
+    the same columns, in every run.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    rows = 0
-    part = 0
+    rows = part = in_file = 0
     writer: pq.ParquetWriter | None = None
-    in_file = 0
-    for batch in batches:
-        if not batch.num_rows:
-            continue
+    pending: list[pa.RecordBatch] = []
+
+    def flush() -> None:
+        nonlocal writer, part, in_file
         if writer is None or in_file >= ROWS_PER_FILE:
             if writer is not None:
                 writer.close()
             writer = pq.ParquetWriter(folder / f"part-{part:05d}.parquet", schema, compression="zstd")
             part += 1
             in_file = 0
-        writer.write_batch(_cast(batch, schema))
-        rows += batch.num_rows
-        in_file += batch.num_rows
+        group = pa.Table.from_batches(pending, schema=schema)
+        writer.write_table(group, row_group_size=group.num_rows)
+        in_file += group.num_rows
+        pending.clear()
+
+    for batch in batches:
+        if batch.num_rows:
+            pending.append(_cast(batch, schema))
+            rows += batch.num_rows
+            if sum(b.nbytes for b in pending) >= ROW_GROUP_BYTES:
+                flush()
+    if pending:
+        flush()
     if writer is None:
         pq.write_table(schema.empty_table(), folder / "part-00000.parquet", compression="zstd")
     else:
