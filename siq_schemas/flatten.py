@@ -33,14 +33,6 @@ def _id(value: Any) -> str | None:
     return None
 
 
-def _time(value: Any) -> int | None:
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and INT64[0] <= value <= INT64[1]:
-        return value
-    return None
-
-
 def _bool(value: Any) -> bool | None:
     if isinstance(value, bool):
         return value
@@ -48,6 +40,7 @@ def _bool(value: Any) -> bool | None:
 
 
 def _int(value: Any) -> int | None:
+    """An integer (or string of digits) that fits 64 bits; also epoch milliseconds for timestamps."""
     if isinstance(value, str) and value.isdigit():
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool) and INT64[0] <= value <= INT64[1]:
@@ -85,7 +78,7 @@ CONVERT: dict[str, Callable[[Any], Any]] = {
     "id": _id,
     "text": _text,
     "json": _json,
-    "time": _time,
+    "time": _int,
     "bool": _bool,
     "int": _int,
     "ids": _ids,

@@ -16,21 +16,13 @@ from hypothesis import strategies as st
 from siq_schemas.exceptions import PayloadInvalid, SignatureInvalid, SignatureMissing, Unreadable
 from siq_schemas.keys import load_keys
 from siq_schemas.verify import signature_header, verify_delivery, verify_signature
-from tests.conftest import sign
+from tests.conftest import DEPARTMENT_DELETED, sign
 
 KEYS = Path(__file__).parent / "keys"
 RING = load_keys(KEYS / "key_a_public.pem", KEYS / "key_b_public.pem")
 A_ID, B_ID = RING.ids
 DELIVERIES = [json.loads(line) for line in (KEYS / "deliveries.jsonl").read_text("utf-8").splitlines()]
-PAYLOAD = {
-    "version": "1",
-    "event": "department.deleted",
-    "event_time": "1567065647511",
-    "org_id": "55778119",
-    "entity_type": "department",
-    "entity_id": "40526000001808025",
-    "attempt": 1,
-}
+PAYLOAD = DEPARTMENT_DELETED
 BODY = json.dumps(PAYLOAD).encode()
 
 
