@@ -18,6 +18,7 @@ import gc
 import hashlib
 import os
 import shutil
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -155,6 +156,8 @@ def convert(
             return report
         results = _run(tasks, workers or os.cpu_count() or 1, progress)
         _merge(results, inputs, report)
+        if progress:
+            print(f"siq convert: merging {report.records_read:,} records into the tables...", file=sys.stderr)
         _build(temp, out_path if previous else None, report, workers or os.cpu_count() or 1)
         previous_events = (previous or {}).get("tables", {}).get("events", 0)
         accepted = report.records_read - report.rejected
