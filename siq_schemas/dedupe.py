@@ -52,7 +52,7 @@ def history_sql(source: str, keep: str) -> str:
 
 
 def events_sql(staged_events: str, keep: str, deliveries: str) -> str:
-    """The ``events`` table: payload columns once per key, joined with aggregated delivery facts.
+    """The ``events`` table, unordered: payload columns once per key, joined with aggregated delivery facts.
 
     ``deliveries`` has one row per accepted record (``weight`` 1), or per event
     already in the output (``weight`` = its ``deliveries``).
@@ -73,5 +73,4 @@ def events_sql(staged_events: str, keep: str, deliveries: str) -> str:
         SELECT e.* EXCLUDE (_position), agg.* EXCLUDE (event_key)
         FROM (SELECT * FROM {staged_events} SEMI JOIN {keep} USING (event_key, _position)) AS e
             JOIN agg USING (event_key)
-        ORDER BY e.event_time, e.event_key
     """

@@ -429,12 +429,14 @@ def _merge(results: list[_FileResult], inputs: dict[str, dict[str, Any]], report
 def _build(temp: Path, previous: Path | None, report: Report, threads: int) -> None:
     """Merge the staged rows with the previous output, dedupe, fold, and write every table into ``temp``."""
     stage = temp / "_stage"
+    (temp / "_spill").mkdir()
     staged = {table.name: staged_schema(table) for table in Rows.TABLES} | {"rejects": TABLES["rejects"].schema}
     for name, schema in staged.items():  # every staged table can be read, even with no rows
         (stage / name).mkdir(parents=True, exist_ok=True)
         pq.write_table(schema.empty_table(), stage / name / "empty.parquet")
-    con = duckdb.connect(
-        config={"threads": max(threads, 1), "memory_limit": MEMORY_LIMIT, "preserve_insertion_order": False}
+    con = duckdb.connect(  # a database file, so that its tables too live on disk beyond the memory limit
+        str(temp / "_spill" / "merge.duckdb"),
+        config={"threads": max(threads, 1), "memory_limit": MEMORY_LIMIT, "preserve_insertion_order": False},
     )
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET temp_directory = '{_sql_path(temp / '_spill')}'")
@@ -454,7 +456,10 @@ def _build(temp: Path, previous: Path | None, report: Report, threads: int) -> N
             )
         con.execute(f"CREATE VIEW s_all_deliveries AS {deliveries}")
         con.execute(f"CREATE TABLE keep AS {dedupe.KEEP_SQL.format(events='s_events')}")
-        _write(con, dedupe.events_sql("s_events", "keep", "s_all_deliveries"), "events", temp, report)
+        # joined, then sorted: DuckDB holds a join and a sort of wide rows together badly
+        merged = _sql_path(temp / "_spill" / "events.parquet")
+        con.execute(f"COPY ({dedupe.events_sql('s_events', 'keep', 's_all_deliveries')}) TO '{merged}'")
+        _write(con, f"SELECT * FROM read_parquet('{merged}') ORDER BY event_time, event_key", "events", temp, report)
         for table in HISTORY:
             _write(con, dedupe.history_sql(f'"s_{table.name}"', "keep"), table.name, temp, report)
         _write(con, "SELECT * FROM s_rejects ORDER BY source, line", "rejects", temp, report)
