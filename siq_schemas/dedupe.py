@@ -44,11 +44,8 @@ KEEP_SQL = "SELECT event_key, min(_position) AS _position FROM {events} GROUP BY
 
 
 def history_sql(source: str, keep: str) -> str:
-    """Rows of a history table, once per event key, in ``event_time`` order."""
-    return (
-        f"SELECT * EXCLUDE (_position) FROM {source} SEMI JOIN {keep} USING (event_key, _position) "
-        "ORDER BY event_time, event_key"
-    )
+    """Rows of a history table, once per event key (unordered)."""
+    return f"SELECT * EXCLUDE (_position) FROM {source} SEMI JOIN {keep} USING (event_key, _position)"
 
 
 def events_sql(staged_events: str, keep: str, deliveries: str) -> str:

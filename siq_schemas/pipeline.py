@@ -47,6 +47,8 @@ from .verify import signature_header, verify_signature
 
 #: Records per staged batch: bounds a worker's memory.
 BATCH = 20_000
+#: Events merged per pass (see :func:`_merge_table`).
+PARTITION_ROWS = 400_000
 #: Rows per batch moved from DuckDB to the Parquet writer (and per row group).
 BATCH_ROWS = 16_384
 #: DuckDB's memory budget for merging and folding; beyond it, it spills to disk.
@@ -456,12 +458,12 @@ def _build(temp: Path, previous: Path | None, report: Report, threads: int) -> N
             )
         con.execute(f"CREATE VIEW s_all_deliveries AS {deliveries}")
         con.execute(f"CREATE TABLE keep AS {dedupe.KEEP_SQL.format(events='s_events')}")
-        # joined, then sorted: DuckDB holds a join and a sort of wide rows together badly
-        merged = _sql_path(temp / "_spill" / "events.parquet")
-        con.execute(f"COPY ({dedupe.events_sql('s_events', 'keep', 's_all_deliveries')}) TO '{merged}'")
-        _write(con, f"SELECT * FROM read_parquet('{merged}') ORDER BY event_time, event_key", "events", temp, report)
+        (kept,) = con.execute("SELECT count(*) FROM keep").fetchone() or (0,)
+        parts = max(1, -(-kept // PARTITION_ROWS))
+        events_sql = dedupe.events_sql("s_events", "keep", "s_all_deliveries")
+        _merge_table(con, events_sql, "events", parts, temp, report)
         for table in HISTORY:
-            _write(con, dedupe.history_sql(f'"s_{table.name}"', "keep"), table.name, temp, report)
+            _merge_table(con, dedupe.history_sql(f'"s_{table.name}"', "keep"), table.name, parts, temp, report)
         _write(con, "SELECT * FROM s_rejects ORDER BY source, line", "rejects", temp, report)
         for name in TABLES:
             if name in report.tables:
@@ -482,6 +484,23 @@ def _build(temp: Path, previous: Path | None, report: Report, threads: int) -> N
     for name, table in zip(("operators", "departments"), folded, strict=True):
         report.tables[name] = write.write_table(iter(table.to_batches()), table.schema, temp / name)
     report.tables = {name: report.tables[name] for name in TABLES}
+
+
+def _merge_table(con: duckdb.DuckDBPyConnection, sql: str, name: str, parts: int, temp: Path, report: Report) -> None:
+    """Write a deduplicating join in ``parts`` passes by hash of ``event_key``, then sort them all.
+
+    DuckDB spills a join or a sort of wide rows to disk, but not both in one
+    query, and a join's hash table must fit in memory: one pass per
+    :data:`PARTITION_ROWS` events keeps every step bounded whatever the archive's size.
+    """
+    spill = temp / "_spill" / name
+    spill.mkdir()
+    for part in range(parts):
+        where = f"WHERE hash(event_key) % {parts} = {part}" if parts > 1 else ""
+        target = _sql_path(spill / f"{part:05d}.parquet")
+        con.execute(f"COPY (SELECT * FROM ({sql}) {where}) TO '{target}' (ROW_GROUP_SIZE {BATCH_ROWS})")
+    merged = f"read_parquet('{_sql_path(spill)}/*.parquet')"
+    _write(con, f"SELECT * FROM {merged} ORDER BY event_time, event_key", name, temp, report)
 
 
 def _write(con: duckdb.DuckDBPyConnection, sql: str, name: str, temp: Path, report: Report) -> None:
