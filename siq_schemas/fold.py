@@ -16,7 +16,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from .tables import TABLES
+from .tables import BY_EVENT, TABLES
+
+#: conversation.* events whose visitor is flattened into a history table.
+FLATTENED = frozenset(event for event in BY_EVENT if event.startswith("conversation."))
 
 
 def _latest(column: str) -> str:
@@ -24,8 +27,12 @@ def _latest(column: str) -> str:
     return f"arg_max({column}, (event_time, event_key)) FILTER (WHERE {column} IS NOT NULL AND {column} <> '')"
 
 
-def conversations_sql(events: str, conversation_events: str, messages: str, ratings: str) -> str:
-    """One row per conversation id of any conversation.* event."""
+def conversations_sql(events: str, conversation_events: str, messages: str, ratings: str, part: str = "TRUE") -> str:
+    """One row per conversation id of any conversation.* event (unordered).
+
+    ``part`` selects a share of the conversations: a condition on ``{id}``,
+    filled with each source's id column (e.g. ``hash({id}) % 4 = 1``).
+    """
     created = "event = 'conversation.created'"
     attended = "event = 'conversation.attender.updated'"
     completed = "event = 'conversation.completed'"
@@ -33,7 +40,7 @@ def conversations_sql(events: str, conversation_events: str, messages: str, rati
     return f"""
         WITH ids AS (
             SELECT entity_id AS conversation_id, count(*) AS events
-            FROM {events} WHERE event LIKE 'conversation.%' GROUP BY entity_id
+            FROM {events} WHERE event LIKE 'conversation.%' AND {part.format(id="entity_id")} GROUP BY entity_id
         ),
         c AS (
             SELECT conversation_id,
@@ -51,7 +58,7 @@ def conversations_sql(events: str, conversation_events: str, messages: str, rati
                 {_latest("department_id")} AS department_id,
                 {_latest("owner_id")} AS owner_id,
                 {_latest("visitor_id")} AS visitor_id
-            FROM {conversation_events} GROUP BY conversation_id
+            FROM {conversation_events} WHERE {part.format(id="conversation_id")} GROUP BY conversation_id
         ),
         m AS (
             SELECT conversation_id,
@@ -60,7 +67,7 @@ def conversations_sql(events: str, conversation_events: str, messages: str, rati
                 count(*) FILTER (WHERE sender_role = 'bot') AS bot_messages,
                 {_latest("owner_id")} AS owner_id,
                 {_latest("visitor_id")} AS visitor_id
-            FROM {messages} GROUP BY conversation_id
+            FROM {messages} WHERE {part.format(id="conversation_id")} GROUP BY conversation_id
         ),
         fr AS (
             SELECT m.conversation_id, min(m.event_time) AS first_response_time
@@ -74,7 +81,7 @@ def conversations_sql(events: str, conversation_events: str, messages: str, rati
                 {_latest("feedback")} AS feedback,
                 {_latest("owner_id")} AS owner_id,
                 {_latest("visitor_id")} AS visitor_id
-            FROM {ratings} GROUP BY conversation_id
+            FROM {ratings} WHERE {part.format(id="conversation_id")} GROUP BY conversation_id
         )
         SELECT ids.conversation_id,
             CASE WHEN c.has_completed THEN 'completed' WHEN c.has_missed THEN 'missed' ELSE 'open' END AS outcome,
@@ -94,30 +101,51 @@ def conversations_sql(events: str, conversation_events: str, messages: str, rati
             LEFT JOIN m USING (conversation_id)
             LEFT JOIN fr USING (conversation_id)
             LEFT JOIN r USING (conversation_id)
-        ORDER BY ids.conversation_id
     """
 
 
-def visitors_sql(events: str, visitor_events: str) -> str:
-    """One row per visitor of a visitor.updated event or of a conversation.* event's entity."""
+def visitors_sql(
+    events: str, visitor_events: str, conversation_events: str, messages: str, ratings: str, part: str = "TRUE"
+) -> str:
+    """One row per visitor of a visitor.updated event or of a conversation.* event's entity (unordered).
+
+    Visitors come from the flattened tables; only conversation.* events that
+    have no table of their own are read from ``events.entity`` JSON. ``part``
+    selects a share of the visitors, as for :func:`conversations_sql`.
+    """
+    flattened = ", ".join(f"'{event}'" for event in sorted(FLATTENED))
+    mine = part.format(id="visitor_id")
+    from_json = "json_extract_string(entity, '$.visitor.id')"
     return f"""
         WITH v AS (
             SELECT visitor_id, event_time, event_key, lower(trim(type)) AS type, email_id AS email, phone, lead_id,
                 nullif(trim(concat_ws(' ', first_name, last_name)), '') AS name
-            FROM {visitor_events}
+            FROM {visitor_events} WHERE {mine}
             UNION ALL
-            SELECT json_extract_string(entity, '$.visitor.id'), event_time, event_key,
+            SELECT visitor_id, event_time, event_key, lower(trim(visitor_type)), visitor_email_id, visitor_phone,
+                NULL, visitor_name
+            FROM {conversation_events} WHERE visitor_id IS NOT NULL AND {mine}
+            UNION ALL
+            SELECT visitor_id, event_time, event_key, lower(trim(visitor_type)), visitor_email_id, visitor_phone,
+                NULL, visitor_name
+            FROM {ratings} WHERE visitor_id IS NOT NULL AND {mine}
+            UNION ALL
+            SELECT visitor_id, event_time, event_key, NULL, NULL, NULL, NULL, NULL
+            FROM {messages} WHERE visitor_id IS NOT NULL AND {mine}
+            UNION ALL
+            SELECT {from_json}, event_time, event_key,
                 lower(trim(json_extract_string(entity, '$.visitor.type'))),
                 json_extract_string(entity, '$.visitor.email_id'),
                 json_extract_string(entity, '$.visitor.phone'),
                 NULL,
                 json_extract_string(entity, '$.visitor.name')
             FROM {events}
-            WHERE event LIKE 'conversation.%' AND json_extract_string(entity, '$.visitor.id') IS NOT NULL
+            WHERE event LIKE 'conversation.%' AND event NOT IN ({flattened}) AND {from_json} IS NOT NULL
+                AND {part.format(id=from_json)}
         )
         SELECT visitor_id, {_latest("type")} AS type, {_latest("email")} AS email, {_latest("phone")} AS phone,
             {_latest("lead_id")} AS lead_id, {_latest("name")} AS name
-        FROM v GROUP BY visitor_id ORDER BY visitor_id
+        FROM v GROUP BY visitor_id
     """
 
 

@@ -21,10 +21,11 @@ import shutil
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from importlib.metadata import version
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
@@ -444,12 +445,12 @@ def _build(temp: Path, previous: Path | None, report: Report, threads: int) -> N
     con.execute(f"SET temp_directory = '{_sql_path(temp / '_spill')}'")
     try:
         for name in staged:
-            parts = [f"SELECT * FROM read_parquet('{_sql_path(stage / name)}/*.parquet')"]
+            sources = [f"SELECT * FROM read_parquet('{_sql_path(stage / name)}/*.parquet')"]
             if previous is not None and name != DELIVERIES.name and (previous / name).is_dir():
                 # rows already in the output come first (position -1): they are kept
                 columns = ", ".join("-1" if c == "_position" else f'"{c}"' for c in staged[name].names)
-                parts.append(f"SELECT {columns} FROM read_parquet('{_sql_path(previous / name)}/*.parquet')")
-            con.execute(f'CREATE VIEW "s_{name}" AS {" UNION ALL ".join(parts)}')
+                sources.append(f"SELECT {columns} FROM read_parquet('{_sql_path(previous / name)}/*.parquet')")
+            con.execute(f'CREATE VIEW "s_{name}" AS {" UNION ALL ".join(sources)}')
         deliveries = "SELECT *, 1 AS weight FROM s__deliveries"
         if previous is not None and (previous / "events").is_dir():
             deliveries += (
@@ -461,23 +462,21 @@ def _build(temp: Path, previous: Path | None, report: Report, threads: int) -> N
         (kept,) = con.execute("SELECT count(*) FROM keep").fetchone() or (0,)
         parts = max(1, -(-kept // PARTITION_ROWS))
         events_sql = dedupe.events_sql("s_events", "keep", "s_all_deliveries")
-        _merge_table(con, events_sql, "events", parts, temp, report)
+        _merge_table(con, _by_event_key(events_sql), "events", parts, temp, report)
         for table in HISTORY:
-            _merge_table(con, dedupe.history_sql(f'"s_{table.name}"', "keep"), table.name, parts, temp, report)
+            history = dedupe.history_sql(f'"s_{table.name}"', "keep")
+            _merge_table(con, _by_event_key(history), table.name, parts, temp, report)
         _write(con, "SELECT * FROM s_rejects ORDER BY source, line", "rejects", temp, report)
         for name in TABLES:
             if name in report.tables:
                 con.execute(
                     f"CREATE VIEW \"t_{name}\" AS SELECT * FROM read_parquet('{_sql_path(temp / name)}/*.parquet')"
                 )
-        _write(
-            con,
-            fold.conversations_sql("t_events", "t_conversation_events", "t_messages", "t_ratings"),
-            "conversations",
-            temp,
-            report,
-        )
-        _write(con, fold.visitors_sql("t_events", "t_visitor_events"), "visitors", temp, report)
+        conversations = partial(fold.conversations_sql, "t_events", "t_conversation_events", "t_messages", "t_ratings")
+        _merge_table(con, conversations, "conversations", parts, temp, report, "conversation_id")
+        views = ("t_events", "t_visitor_events", "t_conversation_events", "t_messages", "t_ratings")
+        visitors = partial(fold.visitors_sql, *views)
+        _merge_table(con, visitors, "visitors", parts, temp, report, "visitor_id")
     finally:
         con.close()
     folded = fold.replay_admin(pq.read_table(temp / "operator_events"), pq.read_table(temp / "department_events"))
@@ -486,21 +485,34 @@ def _build(temp: Path, previous: Path | None, report: Report, threads: int) -> N
     report.tables = {name: report.tables[name] for name in TABLES}
 
 
-def _merge_table(con: duckdb.DuckDBPyConnection, sql: str, name: str, parts: int, temp: Path, report: Report) -> None:
-    """Write a deduplicating join in ``parts`` passes by hash of ``event_key``, then sort them all.
+def _merge_table(
+    con: duckdb.DuckDBPyConnection,
+    sql: Callable[[str], str],
+    name: str,
+    parts: int,
+    temp: Path,
+    report: Report,
+    order: str = "event_time, event_key",
+) -> None:
+    """Write a table computed by joins in ``parts`` passes, then sort the passes together.
 
-    DuckDB spills a join or a sort of wide rows to disk, but not both in one
-    query, and a join's hash table must fit in memory: one pass per
-    :data:`PARTITION_ROWS` events keeps every step bounded whatever the archive's size.
+    ``sql(part)`` is the query for the rows whose id meets condition ``part``
+    (``hash({id}) % parts = n``). DuckDB spills a join or a sort of wide rows
+    to disk, but not both in one query, and a join's hash table must fit in
+    memory: one pass per :data:`PARTITION_ROWS` events keeps every step
+    bounded whatever the archive's size.
     """
     spill = temp / "_spill" / name
     spill.mkdir()
     for part in range(parts):
-        where = f"WHERE hash(event_key) % {parts} = {part}" if parts > 1 else ""
+        condition = f"hash({{id}}) % {parts} = {part}" if parts > 1 else "TRUE"
         target = _sql_path(spill / f"{part:05d}.parquet")
-        con.execute(f"COPY (SELECT * FROM ({sql}) {where}) TO '{target}' (ROW_GROUP_SIZE {BATCH_ROWS})")
-    merged = f"read_parquet('{_sql_path(spill)}/*.parquet')"
-    _write(con, f"SELECT * FROM {merged} ORDER BY event_time, event_key", name, temp, report)
+        con.execute(f"COPY ({sql(condition)}) TO '{target}' (ROW_GROUP_SIZE {BATCH_ROWS})")
+    _write(con, f"SELECT * FROM read_parquet('{_sql_path(spill)}/*.parquet') ORDER BY {order}", name, temp, report)
+
+
+def _by_event_key(sql: str) -> Callable[[str], str]:
+    return lambda part: f"SELECT * FROM ({sql}) WHERE {part.format(id='event_key')}"
 
 
 def _write(con: duckdb.DuckDBPyConnection, sql: str, name: str, temp: Path, report: Report) -> None:
