@@ -25,7 +25,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env notebooks/
 
 bench: $(STAMP)
-	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
+	status=0; for script in benchmarks/bench_*.py; do $(BIN)/python $$script || status=1; done; exit $$status
 
 lint: $(STAMP)
 	$(BIN)/ruff check siq_schemas tests notebooks benchmarks
