@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from importlib.metadata import version
@@ -48,8 +48,8 @@ from .verify import signature_header, verify_signature
 
 #: Records per staged batch: bounds a worker's memory.
 BATCH = 20_000
-#: Events merged per pass (see :func:`_merge_table`).
-PARTITION_ROWS = 400_000
+#: Input (as JSON) merged per pass: above it, rows are bucketed by event key (see :func:`_buckets`).
+BUCKET_BYTES = 256 << 20
 #: Rows per batch moved from DuckDB to the Parquet writer (and per row group).
 BATCH_ROWS = 16_384
 #: DuckDB's memory budget for merging and folding; beyond it, it spills to disk.
@@ -115,6 +115,7 @@ class _Task:
     keys: tuple[str, ...] | None
     allow_unsigned: bool
     stage: str
+    buckets: int = 1
 
 
 @dataclass
@@ -152,6 +153,8 @@ def convert(
     temp = write.prepare(out_path)
     try:
         tasks, inputs = _plan(paths, previous, keyring, allow_unsigned, temp / "_stage", report)
+        buckets = _buckets(tasks, out_path if previous else None)
+        tasks = [replace(task, buckets=buckets) for task in tasks]
         if previous is not None and not tasks:  # nothing new: the output stays as it is
             shutil.rmtree(temp)
             report.tables = dict(previous["tables"])
@@ -161,7 +164,7 @@ def convert(
         _merge(results, inputs, report)
         if progress:
             print(f"siq convert: merging {report.records_read:,} records into the tables...", file=sys.stderr)
-        _build(temp, out_path if previous else None, report, workers or os.cpu_count() or 1)
+        _build(temp, out_path if previous else None, report, workers or os.cpu_count() or 1, buckets)
         previous_events = (previous or {}).get("tables", {}).get("events", 0)
         accepted = report.records_read - report.rejected
         report.events_written = report.tables["events"] - previous_events
@@ -226,6 +229,21 @@ def _plan(
         inputs[absolute] = entry
         tasks.append(_Task(str(path), index, skip, pems, allow_unsigned, str(stage)))
     return tasks, inputs
+
+
+def _buckets(tasks: list[_Task], previous: Path | None) -> int:
+    """How many buckets to merge in: a power of two (at most 16) with about :data:`BUCKET_BYTES` each.
+
+    Compressed inputs count eight times their size; the previous output's
+    events (Parquet, compressed) count eight times theirs.
+    """
+    size = sum(os.path.getsize(task.path) * (8 if task.path.endswith((".gz", ".zst")) else 1) for task in tasks)
+    if previous is not None:
+        size += 8 * sum(path.stat().st_size for path in (previous / "events").glob("*.parquet"))
+    buckets = 1
+    while buckets < 16 and size > buckets * BUCKET_BYTES:
+        buckets *= 2
+    return buckets
 
 
 def _fingerprint(path: Path, prefix: int | None) -> tuple[int, str, str | None]:
@@ -318,7 +336,7 @@ def _stage_file(task: _Task) -> _FileResult:
         nonlocal rows, rejects, batch
         tables = rows.tables()
         tables["rejects"] = rejects.table()
-        write.write_staged(tables, Path(task.stage), f"{task.index:06d}-{batch:05d}")
+        write.write_staged(tables, Path(task.stage), f"{task.index:06d}-{batch:05d}", task.buckets)
         rows, rejects, batch = Rows(), _Rejects(), batch + 1
         gc.collect()
 
@@ -429,43 +447,40 @@ def _merge(results: list[_FileResult], inputs: dict[str, dict[str, Any]], report
 # ---------------------------------------------------------------------------- building
 
 
-def _build(temp: Path, previous: Path | None, report: Report, threads: int) -> None:
+def _build(temp: Path, previous: Path | None, report: Report, threads: int, buckets: int) -> None:
     """Merge the staged rows with the previous output, dedupe, fold, and write every table into ``temp``."""
-    stage = temp / "_stage"
-    (temp / "_spill").mkdir()
+    stage, spill = temp / "_stage", temp / "_spill"
+    spill.mkdir()
     staged = {table.name: staged_schema(table) for table in Rows.TABLES} | {"rejects": TABLES["rejects"].schema}
-    for name, schema in staged.items():  # every staged table can be read, even with no rows
-        (stage / name).mkdir(parents=True, exist_ok=True)
-        pq.write_table(schema.empty_table(), stage / name / "empty.parquet")
+    for name, schema in staged.items():  # every staged bucket can be read, even with no rows
+        for bucket in range(buckets if name != "rejects" else 1):
+            (stage / name / f"b{bucket:02d}").mkdir(parents=True, exist_ok=True)
+            pq.write_table(schema.empty_table(), stage / name / f"b{bucket:02d}" / "empty.parquet")
     con = duckdb.connect(  # a database file, so that its tables too live on disk beyond the memory limit
-        str(temp / "_spill" / "merge.duckdb"),
+        str(spill / "merge.duckdb"),
         config={"threads": max(threads, 1), "memory_limit": MEMORY_LIMIT, "preserve_insertion_order": False},
     )
     con.execute("SET TimeZone = 'UTC'")
-    con.execute(f"SET temp_directory = '{_sql_path(temp / '_spill')}'")
+    con.execute(f"SET temp_directory = '{_sql_path(spill)}'")
     try:
-        for name in staged:
-            sources = [f"SELECT * FROM read_parquet('{_sql_path(stage / name)}/*.parquet')"]
-            if previous is not None and name != DELIVERIES.name and (previous / name).is_dir():
-                # rows already in the output come first (position -1): they are kept
-                columns = ", ".join("-1" if c == "_position" else f'"{c}"' for c in staged[name].names)
-                sources.append(f"SELECT {columns} FROM read_parquet('{_sql_path(previous / name)}/*.parquet')")
-            con.execute(f'CREATE VIEW "s_{name}" AS {" UNION ALL ".join(sources)}')
-        deliveries = "SELECT *, 1 AS weight FROM s__deliveries"
-        if previous is not None and (previous / "events").is_dir():
-            deliveries += (
-                " UNION ALL SELECT event_key, attempts AS attempt, signature, key_id, webhook_id, received_at, source,"
-                f" deliveries AS weight FROM read_parquet('{_sql_path(previous / 'events')}/*.parquet')"
-            )
-        con.execute(f"CREATE VIEW s_all_deliveries AS {deliveries}")
+        _views(con, "s_", stage, "*", previous, staged)
         con.execute(f"CREATE TABLE keep AS {dedupe.KEEP_SQL.format(events='s_events')}")
-        (kept,) = con.execute("SELECT count(*) FROM keep").fetchone() or (0,)
-        parts = max(1, -(-kept // PARTITION_ROWS))
-        events_sql = dedupe.events_sql("s_events", "keep", "s_all_deliveries")
-        _merge_table(con, _by_event_key(events_sql), "events", parts, temp, report)
-        for table in HISTORY:
-            history = dedupe.history_sql(f'"s_{table.name}"', "keep")
-            _merge_table(con, _by_event_key(history), table.name, parts, temp, report)
+        merged = ("events", *(table.name for table in HISTORY))
+        keyed = {name: schema for name, schema in staged.items() if name != "rejects"}
+        for bucket in range(buckets):  # one bucket of event keys at a time: each join's hash table stays small
+            where = write.bucket_sql(bucket, buckets) if buckets > 1 else "TRUE"
+            _views(con, "p_", stage, f"b{bucket:02d}", previous, keyed, where)
+            con.execute(f"CREATE OR REPLACE VIEW p_keep AS SELECT * FROM keep WHERE {where}")
+            queries = {"events": dedupe.events_sql("p_events", "p_keep", "p_all_deliveries")}
+            queries |= {table.name: dedupe.history_sql(f'"p_{table.name}"', "p_keep") for table in HISTORY}
+            for name in merged:
+                (spill / name).mkdir(exist_ok=True)
+                target = _sql_path(spill / name / f"b{bucket:02d}.parquet")
+                con.execute(f"COPY ({queries[name]}) TO '{target}' (ROW_GROUP_SIZE {BATCH_ROWS})")
+        for name in merged:  # then each table sorted as a whole, which DuckDB spills on its own
+            rows = f"read_parquet('{_sql_path(spill / name)}/*.parquet')"
+            _write(con, f"SELECT * FROM {rows} ORDER BY event_time, event_key", name, temp, report)
+        parts = buckets
         _write(con, "SELECT * FROM s_rejects ORDER BY source, line", "rejects", temp, report)
         for name in TABLES:
             if name in report.tables:
@@ -499,8 +514,7 @@ def _merge_table(
     ``sql(part)`` is the query for the rows whose id meets condition ``part``
     (``hash({id}) % parts = n``). DuckDB spills a join or a sort of wide rows
     to disk, but not both in one query, and a join's hash table must fit in
-    memory: one pass per :data:`PARTITION_ROWS` events keeps every step
-    bounded whatever the archive's size.
+    memory: one pass per bucket keeps every step bounded whatever the archive's size.
     """
     spill = temp / "_spill" / name
     spill.mkdir()
@@ -511,8 +525,34 @@ def _merge_table(
     _write(con, f"SELECT * FROM read_parquet('{_sql_path(spill)}/*.parquet') ORDER BY {order}", name, temp, report)
 
 
-def _by_event_key(sql: str) -> Callable[[str], str]:
-    return lambda part: f"SELECT * FROM ({sql}) WHERE {part.format(id='event_key')}"
+def _views(
+    con: duckdb.DuckDBPyConnection,
+    prefix: str,
+    stage: Path,
+    buckets: str,
+    previous: Path | None,
+    staged: dict[str, pa.Schema],
+    where: str = "TRUE",
+) -> None:
+    """Views ``<prefix><table>`` over the staged rows of ``buckets`` and the previous output's rows meeting ``where``.
+
+    Rows already in the output get position -1, so they are the ones kept.
+    ``<prefix>all_deliveries`` adds the previous events' delivery facts, weighted.
+    """
+    for name, schema in staged.items():
+        sources = [f"SELECT * FROM read_parquet('{_sql_path(stage / name)}/{buckets}/*.parquet')"]
+        if previous is not None and name != DELIVERIES.name and (previous / name).is_dir():
+            columns = ", ".join("-1" if c == "_position" else f'"{c}"' for c in schema.names)
+            rows = f"read_parquet('{_sql_path(previous / name)}/*.parquet')"
+            sources.append(f"SELECT {columns} FROM {rows} WHERE {where}")
+        con.execute(f'CREATE OR REPLACE VIEW "{prefix}{name}" AS {" UNION ALL ".join(sources)}')
+    deliveries = f'SELECT *, 1 AS weight FROM "{prefix}{DELIVERIES.name}"'
+    if previous is not None and (previous / "events").is_dir():
+        deliveries += (
+            " UNION ALL SELECT event_key, attempts AS attempt, signature, key_id, webhook_id, received_at, source,"
+            f" deliveries AS weight FROM read_parquet('{_sql_path(previous / 'events')}/*.parquet') WHERE {where}"
+        )
+    con.execute(f"CREATE OR REPLACE VIEW {prefix}all_deliveries AS {deliveries}")
 
 
 def _write(con: duckdb.DuckDBPyConnection, sql: str, name: str, temp: Path, report: Report) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .exceptions import SiqSchemasError
@@ -39,13 +40,30 @@ class OutputError(SiqSchemasError, OSError):
     code = "output-error"
 
 
-def write_staged(tables: dict[str, pa.Table], stage: Path, name: str) -> None:
-    """Write one batch of staged tables as ``stage/<table>/<name>.parquet`` (empty tables are skipped)."""
+def write_staged(tables: dict[str, pa.Table], stage: Path, name: str, buckets: int = 1) -> None:
+    """Write one batch of staged tables as ``stage/<table>/bNN/<name>.parquet`` (empty ones are skipped).
+
+    Rows are split into ``buckets`` by the first hex digit of their ``event_key``
+    (see :func:`bucket_sql`), so that the merge can take one bucket at a time.
+    """
     for table, data in tables.items():
-        if data.num_rows:
-            folder = stage / table
-            folder.mkdir(parents=True, exist_ok=True)
-            pq.write_table(data, folder / f"{name}.parquet", compression="zstd")
+        if not data.num_rows:
+            continue
+        if buckets > 1 and "event_key" in data.column_names:
+            ids = pa.array([int(key[0], 16) % buckets for key in data.column("event_key").to_pylist()])
+            parts = [(bucket, data.filter(pc.equal(ids, bucket))) for bucket in range(buckets)]
+        else:
+            parts = [(0, data)]
+        for bucket, part in parts:
+            if part.num_rows:
+                folder = stage / table / f"b{bucket:02d}"
+                folder.mkdir(parents=True, exist_ok=True)
+                pq.write_table(part, folder / f"{name}.parquet", compression="zstd")
+
+
+def bucket_sql(bucket: int, buckets: int) -> str:
+    """The SQL condition true for the rows of ``bucket`` (as split by :func:`write_staged`)."""
+    return f"(instr('0123456789abcdef', left(event_key, 1)) - 1) % {buckets} = {bucket}"
 
 
 def write_table(batches: Iterator[pa.RecordBatch], schema: pa.Schema, folder: Path) -> int:

@@ -302,3 +302,19 @@ def test_output_folder_that_is_not_a_siq_output_is_refused(tmp_path):
     with pytest.raises(siq_schemas.SiqSchemasError, match="not a siq output"):
         convert(tmp_path, [DEPARTMENT_DELETED])
     assert (tmp_path / "out" / "notes.txt").read_text() == "mine"
+
+
+def test_merging_in_buckets_gives_the_same_tables(tmp_path, monkeypatch):
+    """Large archives are merged one bucket of event keys at a time: the tables are those of a single pass."""
+    records = [delivery(p) for p in chat()] + [delivery(chat()[4], received_at="2026-03-01T11:00:00Z")]
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir(), second.mkdir()
+    write_lines(first / "1.jsonl", records[:7])
+    write_lines(second / "2.jsonl", records[7:])
+    siq_schemas.convert([first, second], tmp_path / "single", keys=KEY_A)
+    monkeypatch.setattr(pipeline, "BUCKET_BYTES", 1)
+    bucketed = siq_schemas.convert([first, second], tmp_path / "bucketed", keys=KEY_A)
+    siq_schemas.convert(first, tmp_path / "halves", keys=KEY_A)
+    siq_schemas.convert(second, tmp_path / "halves", keys=KEY_A)
+    assert bucketed.duplicates == 1 and bucketed.events_written == 11
+    assert _tables(tmp_path / "bucketed") == _tables(tmp_path / "single") == _tables(tmp_path / "halves")
