@@ -1,0 +1,152 @@
+"""Merge stage: staged rows and the previous output to deduplicated, folded tables.
+
+DuckDB does the merge, out of core: it spills joins and sorts to disk, so
+memory does not grow with the archive. It never holds a join and a sort of
+wide rows in one query (it handles that badly), and large archives are
+merged one bucket of event keys at a time (the workers wrote the staged rows
+in buckets), so every join's hash table stays small. Each table is then
+sorted as a whole. See :mod:`siq_schemas.dedupe` for what counts as the same
+event and :mod:`siq_schemas.fold` for the folded tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import dedupe, fold, write
+from .flatten import DELIVERIES, Rows, staged_schema
+from .tables import HISTORY, TABLES
+
+#: Rows per batch moved from DuckDB to the Parquet writer.
+BATCH_ROWS = 16_384
+#: DuckDB's memory budget for merging and folding; beyond it, it spills to disk.
+MEMORY_LIMIT = "512MB"
+
+
+def build(temp: Path, previous: Path | None, threads: int, buckets: int) -> dict[str, int]:
+    """Merge the staged rows with the previous output, dedupe, fold, and write every table into ``temp``.
+
+    Returns the row count of each table.
+    """
+    counts: dict[str, int] = {}
+    stage, spill = temp / "_stage", temp / "_spill"
+    spill.mkdir()
+    staged = {table.name: staged_schema(table) for table in Rows.TABLES} | {"rejects": TABLES["rejects"].schema}
+    for name, schema in staged.items():  # every staged bucket can be read, even with no rows
+        for bucket in range(buckets if name != "rejects" else 1):
+            (stage / name / f"b{bucket:02d}").mkdir(parents=True, exist_ok=True)
+            pq.write_table(schema.empty_table(), stage / name / f"b{bucket:02d}" / "empty.parquet")
+    con = duckdb.connect(  # a database file, so that its tables too live on disk beyond the memory limit
+        str(spill / "merge.duckdb"),
+        config={"threads": max(threads, 1), "memory_limit": MEMORY_LIMIT, "preserve_insertion_order": False},
+    )
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"SET temp_directory = '{_sql_path(spill)}'")
+    try:
+        _views(con, "s_", stage, "*", previous, staged)
+        con.execute(f"CREATE TABLE keep AS {dedupe.KEEP_SQL.format(events='s_events')}")
+        merged = ("events", *(table.name for table in HISTORY))
+        keyed = {name: schema for name, schema in staged.items() if name != "rejects"}
+        for bucket in range(buckets):  # one bucket of event keys at a time: each join's hash table stays small
+            where = write.bucket_sql(bucket, buckets) if buckets > 1 else "TRUE"
+            _views(con, "p_", stage, f"b{bucket:02d}", previous, keyed, where)
+            con.execute(f"CREATE OR REPLACE VIEW p_keep AS SELECT * FROM keep WHERE {where}")
+            queries = {"events": dedupe.events_sql("p_events", "p_keep", "p_all_deliveries")}
+            queries |= {table.name: dedupe.history_sql(f'"p_{table.name}"', "p_keep") for table in HISTORY}
+            for name in merged:
+                (spill / name).mkdir(exist_ok=True)
+                target = _sql_path(spill / name / f"b{bucket:02d}.parquet")
+                con.execute(f"COPY ({queries[name]}) TO '{target}' (ROW_GROUP_SIZE {BATCH_ROWS})")
+        for name in merged:  # then each table sorted as a whole, which DuckDB spills on its own
+            rows = f"read_parquet('{_sql_path(spill / name)}/*.parquet')"
+            _write(con, f"SELECT * FROM {rows} ORDER BY event_time, event_key", name, temp, counts)
+        parts = buckets
+        _write(con, "SELECT * FROM s_rejects ORDER BY source, line", "rejects", temp, counts)
+        for name in TABLES:
+            if name in counts:
+                con.execute(
+                    f"CREATE VIEW \"t_{name}\" AS SELECT * FROM read_parquet('{_sql_path(temp / name)}/*.parquet')"
+                )
+        conversations = partial(fold.conversations_sql, "t_events", "t_conversation_events", "t_messages", "t_ratings")
+        _merge_table(con, conversations, "conversations", parts, temp, counts, "conversation_id")
+        views = ("t_events", "t_visitor_events", "t_conversation_events", "t_messages", "t_ratings")
+        visitors = partial(fold.visitors_sql, *views)
+        _merge_table(con, visitors, "visitors", parts, temp, counts, "visitor_id")
+    finally:
+        con.close()
+    folded = fold.replay_admin(pq.read_table(temp / "operator_events"), pq.read_table(temp / "department_events"))
+    for name, table in zip(("operators", "departments"), folded, strict=True):
+        counts[name] = write.write_table(iter(table.to_batches()), table.schema, temp / name)
+    return {name: counts[name] for name in TABLES}
+
+
+def _merge_table(
+    con: duckdb.DuckDBPyConnection,
+    sql: Callable[[str], str],
+    name: str,
+    parts: int,
+    temp: Path,
+    counts: dict[str, int],
+    order: str = "event_time, event_key",
+) -> None:
+    """Write a table computed by joins in ``parts`` passes, then sort the passes together.
+
+    ``sql(part)`` is the query for the rows whose id meets condition ``part``
+    (``hash({id}) % parts = n``). DuckDB spills a join or a sort of wide rows
+    to disk, but not both in one query, and a join's hash table must fit in
+    memory: one pass per bucket keeps every step bounded whatever the archive's size.
+    """
+    spill = temp / "_spill" / name
+    spill.mkdir()
+    for part in range(parts):
+        condition = f"hash({{id}}) % {parts} = {part}" if parts > 1 else "TRUE"
+        target = _sql_path(spill / f"{part:05d}.parquet")
+        con.execute(f"COPY ({sql(condition)}) TO '{target}' (ROW_GROUP_SIZE {BATCH_ROWS})")
+    _write(con, f"SELECT * FROM read_parquet('{_sql_path(spill)}/*.parquet') ORDER BY {order}", name, temp, counts)
+
+
+def _views(
+    con: duckdb.DuckDBPyConnection,
+    prefix: str,
+    stage: Path,
+    buckets: str,
+    previous: Path | None,
+    staged: dict[str, pa.Schema],
+    where: str = "TRUE",
+) -> None:
+    """Views ``<prefix><table>`` over the staged rows of ``buckets`` and the previous output's rows meeting ``where``.
+
+    Rows already in the output get position -1, so they are the ones kept.
+    ``<prefix>all_deliveries`` adds the previous events' delivery facts, weighted.
+    """
+    for name, schema in staged.items():
+        sources = [f"SELECT * FROM read_parquet('{_sql_path(stage / name)}/{buckets}/*.parquet')"]
+        if previous is not None and name != DELIVERIES.name and (previous / name).is_dir():
+            columns = ", ".join("-1" if c == "_position" else f'"{c}"' for c in schema.names)
+            rows = f"read_parquet('{_sql_path(previous / name)}/*.parquet')"
+            sources.append(f"SELECT {columns} FROM {rows} WHERE {where}")
+        con.execute(f'CREATE OR REPLACE VIEW "{prefix}{name}" AS {" UNION ALL ".join(sources)}')
+    deliveries = f'SELECT *, 1 AS weight FROM "{prefix}{DELIVERIES.name}"'
+    if previous is not None and (previous / "events").is_dir():
+        deliveries += (
+            " UNION ALL SELECT event_key, attempts AS attempt, signature, key_id, webhook_id, received_at, source,"
+            f" deliveries AS weight FROM read_parquet('{_sql_path(previous / 'events')}/*.parquet') WHERE {where}"
+        )
+    con.execute(f"CREATE OR REPLACE VIEW {prefix}all_deliveries AS {deliveries}")
+
+
+def _write(con: duckdb.DuckDBPyConnection, sql: str, name: str, temp: Path, counts: dict[str, int]) -> None:
+    schema = TABLES[name].schema
+    columns = ", ".join(f'"{c}"' for c in schema.names)
+    reader = con.sql(f"SELECT {columns} FROM ({sql})").to_arrow_reader(BATCH_ROWS)
+    counts[name] = write.write_table(iter(reader), schema, temp / name)
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
