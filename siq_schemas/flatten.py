@@ -158,7 +158,11 @@ def _extractor(table: Table) -> Callable[[dict[str, Any], list[Callable[[Any], N
                 lines.append(f"    {name} = {objects[prefix[:-1]]}.get({prefix[-1]!r})")
                 lines.append(f"    if {name}.__class__ is not dict: {name} = EMPTY")
         namespace[f"convert{index}"] = CONVERT[column.kind]
-        lines.append(f"    appends[{index}](convert{index}({objects[tuple(parents)]}.get({leaf!r})))")
+        lines.append(f"    v = {objects[tuple(parents)]}.get({leaf!r})")
+        if column.kind in ("id", "text"):  # most values are already strings or absent: no call for them
+            lines.append(f"    appends[{index}](v if v is None or v.__class__ is str else convert{index}(v))")
+        else:
+            lines.append(f"    appends[{index}](None if v is None else convert{index}(v))")
     exec("\n".join(lines), namespace)  # the code is built above from the table specs only
     return namespace["extract"]  # type: ignore[no-any-return]
 
