@@ -428,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=200_000, help="unique events in the archive")
     parser.add_argument("--scale", type=int, default=10, help="the memory test's larger archive is K times larger")
     parser.add_argument("--naive", type=int, default=10_000, help="events given to the naive pipeline")
-    parser.add_argument("--signed", type=int, default=20_000, help="events signed for the signature test")
+    parser.add_argument("--signed", type=int, default=100_000, help="events signed for the signature test")
     parser.add_argument("--per-file", type=int, default=20_000, help="unique events per archive file")
     parser.add_argument(
         "--quick", action="store_true", help="a smoke run: 20,000 events in 4 files, scale 2, 5,000 naive, 4,000 signed"
