@@ -333,7 +333,7 @@ def _stage_file(task: _Task) -> _FileResult:
         tables["rejects"] = rejects.table()
         write.write_staged(tables, Path(task.stage), f"{task.index:06d}-{batch:05d}", task.buckets)
         rows, rejects, batch = Rows(), _Rejects(), batch + 1
-        gc.collect()
+        gc.collect(1)  # the young generations only: a full collection costs ~35 ms, per file
 
     collecting = gc.isenabled()
     gc.disable()
