@@ -26,11 +26,10 @@ from .exceptions import (
     Unreadable,
 )
 from .keys import load_keys
-from .parse import loads
 from .read import Record, expand, read_records
 from .sample import MIN_EVENTS, write_sample
 from .validate import validate
-from .verify import signature_header, verify_signature
+from .verify import record_key
 
 
 class Failure(click.ClickException):
@@ -123,12 +122,7 @@ def verify_command(key_files: tuple[str, ...], files: tuple[str, ...]) -> int:
             if record.kind == "blank":
                 continue
             try:
-                if record.error is not None:
-                    raise record.error
-                signature = signature_header(record.headers) if record.kind == "delivery" else None
-                if signature is None:
-                    raise SignatureMissing("no x-siqsignature header" if record.kind == "delivery" else "bare payload")
-                by_key[verify_signature(record.body or b"", signature, keyring)] += 1
+                by_key[record_key(record, keyring)] += 1
                 counts["valid"] += 1
             except (SignatureInvalid, SignatureMissing, Unreadable) as error:
                 reason = {"signature-invalid": "invalid", "signature-missing": "missing"}.get(error.code, error.code)
@@ -246,9 +240,7 @@ def _problems(records: Iterator[Record], strict: bool, counts: dict[str, int]) -
         counts["records"] += 1
         event = None
         try:
-            if record.error is not None:
-                raise record.error
-            payload = record.payload if record.kind == "bare" else loads(record.body or b"", record.source, record.line)
+            payload = record.parse()
             event = payload.get("event") if isinstance(payload, dict) else None
             validate(payload, strict=strict)
         except Unreadable as error:

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, Pub
 
 from .exceptions import KeyInvalid
 
-__all__ = ["KeySource", "Keyring", "PublicKey", "load_keys"]
+__all__ = ["KeySource", "Keyring", "PublicKey", "as_keyring", "load_keys"]
 
 _PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.DOTALL)
 _BASE64_TEXT = re.compile(r"[A-Za-z0-9+/=\s]+")
@@ -131,6 +131,15 @@ def load_keys(*sources: KeySource) -> Keyring:
     for number, source in enumerate(sources, 1):
         keys.extend(_load_source(source, f"key #{number}"))
     return Keyring(keys)
+
+
+def as_keyring(keys: Keyring | KeySource | Iterable[KeySource]) -> Keyring:
+    """``keys`` as a keyring: a keyring as it is, else one key source or a collection of them loaded."""
+    if isinstance(keys, Keyring):
+        return keys
+    if isinstance(keys, list | tuple | set | frozenset):
+        return load_keys(*keys)
+    return load_keys(keys)  # type: ignore[arg-type]
 
 
 def _load_source(source: object, name: str) -> list[PublicKey]:

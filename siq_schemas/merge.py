@@ -60,13 +60,9 @@ def build(temp: Path, previous: Path | None, threads: int, buckets: int) -> dict
             queries = {"events": dedupe.events_sql("p_events", "p_keep", "p_all_deliveries")}
             queries |= {table.name: dedupe.history_sql(f'"p_{table.name}"', "p_keep") for table in HISTORY}
             for name in merged:
-                (spill / name).mkdir(exist_ok=True)
-                target = _sql_path(spill / name / f"b{bucket:02d}.parquet")
-                con.execute(f"COPY ({queries[name]}) TO '{target}' (ROW_GROUP_SIZE {BATCH_ROWS})")
+                _copy(con, queries[name], spill / name, bucket)
         for name in merged:  # then each table sorted as a whole, which DuckDB spills on its own
-            rows = f"read_parquet('{_sql_path(spill / name)}/*.parquet')"
-            _write(con, f"SELECT * FROM {rows} ORDER BY event_time, event_key", name, temp, counts)
-        parts = buckets
+            _sorted(con, name, "event_time, event_key", temp, counts)
         _write(con, "SELECT * FROM s_rejects ORDER BY source, line", "rejects", temp, counts)
         for name in TABLES:
             if name in counts:
@@ -74,10 +70,10 @@ def build(temp: Path, previous: Path | None, threads: int, buckets: int) -> dict
                     f"CREATE VIEW \"t_{name}\" AS SELECT * FROM read_parquet('{_sql_path(temp / name)}/*.parquet')"
                 )
         conversations = partial(fold.conversations_sql, "t_events", "t_conversation_events", "t_messages", "t_ratings")
-        _merge_table(con, conversations, "conversations", parts, temp, counts, "conversation_id")
+        _merge_table(con, conversations, "conversations", buckets, temp, counts, "conversation_id")
         views = ("t_events", "t_visitor_events", "t_conversation_events", "t_messages", "t_ratings")
         visitors = partial(fold.visitors_sql, *views)
-        _merge_table(con, visitors, "visitors", parts, temp, counts, "visitor_id")
+        _merge_table(con, visitors, "visitors", buckets, temp, counts, "visitor_id")
     finally:
         con.close()
     folded = fold.replay_admin(pq.read_table(temp / "operator_events"), pq.read_table(temp / "department_events"))
@@ -93,7 +89,7 @@ def _merge_table(
     parts: int,
     temp: Path,
     counts: dict[str, int],
-    order: str = "event_time, event_key",
+    order: str,
 ) -> None:
     """Write a table computed by joins in ``parts`` passes, then sort the passes together.
 
@@ -102,13 +98,22 @@ def _merge_table(
     to disk, but not both in one query, and a join's hash table must fit in
     memory: one pass per bucket keeps every step bounded whatever the archive's size.
     """
-    spill = temp / "_spill" / name
-    spill.mkdir()
     for part in range(parts):
-        condition = f"hash({{id}}) % {parts} = {part}" if parts > 1 else "TRUE"
-        target = _sql_path(spill / f"{part:05d}.parquet")
-        con.execute(f"COPY ({sql(condition)}) TO '{target}' (ROW_GROUP_SIZE {BATCH_ROWS})")
-    _write(con, f"SELECT * FROM read_parquet('{_sql_path(spill)}/*.parquet') ORDER BY {order}", name, temp, counts)
+        _copy(con, sql(f"hash({{id}}) % {parts} = {part}" if parts > 1 else "TRUE"), temp / "_spill" / name, part)
+    _sorted(con, name, order, temp, counts)
+
+
+def _copy(con: duckdb.DuckDBPyConnection, sql: str, folder: Path, part: int) -> None:
+    """Write one pass of a table to ``folder/bNN.parquet`` (small row groups: wide rows stay cheap to read)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = _sql_path(folder / f"b{part:02d}.parquet")
+    con.execute(f"COPY ({sql}) TO '{target}' (ROW_GROUP_SIZE {BATCH_ROWS})")
+
+
+def _sorted(con: duckdb.DuckDBPyConnection, name: str, order: str, temp: Path, counts: dict[str, int]) -> None:
+    """Write table ``name`` from all its passes, sorted by ``order``."""
+    rows = f"read_parquet('{_sql_path(temp / '_spill' / name)}/*.parquet')"
+    _write(con, f"SELECT * FROM {rows} ORDER BY {order}", name, temp, counts)
 
 
 def _views(

@@ -24,6 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import ExitStack, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -38,12 +39,11 @@ from . import merge, write
 from .dedupe import event_key
 from .exceptions import PayloadInvalid, SignatureMissing, SiqSchemasError, Unreadable
 from .flatten import CONVERT, Rows, received_at_ms
-from .keys import Keyring, load_keys
-from .parse import loads
+from .keys import Keyring, as_keyring, load_keys
 from .read import Record, expand, read_records
 from .tables import TABLES
 from .validate import validate
-from .verify import signature_header, verify_signature
+from .verify import record_key
 
 #: Records per staged batch: bounds a worker's memory.
 BATCH = 20_000
@@ -110,6 +110,7 @@ class _Task:
     keys: tuple[str, ...] | None
     allow_unsigned: bool
     stage: str
+    size: int
     buckets: int = 1
 
 
@@ -141,7 +142,7 @@ def convert(
     if isinstance(sources, str | os.PathLike):
         sources = [sources]
     paths = expand(sources)
-    keyring = _keyring(keys)
+    keyring = None if keys is None else as_keyring(keys)
     out_path = Path(out)
     previous = write.read_manifest(out_path)
     report = Report(out=str(out_path))
@@ -156,7 +157,7 @@ def convert(
             report.seconds = time.perf_counter() - started
             return report
         results = _run(tasks, workers or os.cpu_count() or 1, progress)
-        _merge(results, inputs, report)
+        _tally(results, inputs, report)
         if progress:
             print(f"siq convert: merging {report.records_read:,} records into the tables...", file=sys.stderr)
         report.tables = merge.build(temp, out_path if previous else None, workers or os.cpu_count() or 1, buckets)
@@ -182,16 +183,6 @@ def read_table(out: str | os.PathLike[str], name: str) -> Any:
     if name not in TABLES:
         raise KeyError(f"unknown table {name!r}; tables: {', '.join(TABLES)}")
     return pq.read_table(Path(out) / name, schema=TABLES[name].schema).to_pandas()
-
-
-def _keyring(keys: Any) -> Keyring | None:
-    if keys is None:
-        return None
-    if isinstance(keys, Keyring):
-        return keys
-    if isinstance(keys, str | bytes | os.PathLike):
-        return load_keys(keys)
-    return load_keys(*keys)
 
 
 # ---------------------------------------------------------------------------- planning
@@ -222,7 +213,7 @@ def _plan(
         skip = old["lines"] if old and size > old["size"] and prefix_digest == old["sha256"] else 0
         entry["lines"] = skip
         inputs[absolute] = entry
-        tasks.append(_Task(str(path), index, skip, pems, allow_unsigned, str(stage)))
+        tasks.append(_Task(str(path), index, skip, pems, allow_unsigned, str(stage), size))
     return tasks, inputs
 
 
@@ -232,7 +223,7 @@ def _buckets(tasks: list[_Task], previous: Path | None) -> int:
     Compressed inputs count eight times their size; the previous output's
     events (Parquet, compressed) count eight times theirs.
     """
-    size = sum(os.path.getsize(task.path) * (8 if task.path.endswith((".gz", ".zst")) else 1) for task in tasks)
+    size = sum(task.size * (8 if task.path.endswith((".gz", ".zst")) else 1) for task in tasks)
     if previous is not None:
         size += 8 * sum(path.stat().st_size for path in (previous / "events").glob("*.parquet"))
     buckets = 1
@@ -273,46 +264,33 @@ def _run(tasks: list[_Task], workers: int, progress: bool) -> list[_FileResult]:
     package loaded, and ``convert`` works from any script); elsewhere spawned.
     They start before this process runs any thread (progress bar, DuckDB).
     """
-    total = sum(os.path.getsize(task.path) for task in tasks)
-    if workers <= 1 or len(tasks) <= 1 or total < PARALLEL_BYTES:
-        bar = _progress(total, progress)
-        try:
-            results = []
-            for task in tasks:
-                results.append(_stage_file(task))
-                _advance(bar, task, results)
-            return results
-        finally:
-            if bar is not None:
-                bar.close()
-    method = "fork" if "fork" in get_all_start_methods() else "spawn"
-    with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=get_context(method)) as pool:
-        futures = {pool.submit(_stage_file, task): task for task in tasks}
-        bar = _progress(total, progress)
-        try:
-            done: list[_FileResult] = []
-            for future in as_completed(futures):
-                done.append(future.result())
-                _advance(bar, futures[future], done)
-        finally:
-            if bar is not None:
-                bar.close()
-    return done
+    total = sum(task.size for task in tasks)
+    with ExitStack() as stack:
+        if workers > 1 and len(tasks) > 1 and total >= PARALLEL_BYTES:
+            method = "fork" if "fork" in get_all_start_methods() else "spawn"
+            pool = stack.enter_context(ProcessPoolExecutor(min(workers, len(tasks)), mp_context=get_context(method)))
+            futures = {pool.submit(_stage_file, task): task for task in tasks}
+            staged = ((futures[future], future.result()) for future in as_completed(futures))
+        else:
+            staged = ((task, _stage_file(task)) for task in tasks)
+        bar = stack.enter_context(_progress(total, progress))
+        results: list[_FileResult] = []
+        for task, result in staged:
+            results.append(result)
+            if progress:
+                records = sum(sum(done.counts.values()) - done.counts["blank"] for done in results)
+                bar.set_postfix(files=len(results), records=f"{records:,}", refresh=False)
+                bar.update(task.size)
+    return results
 
 
 def _progress(total: int, enabled: bool) -> Any:
+    """A progress bar over ``total`` bytes of input, or a stand-in that shows nothing."""
     if not enabled:
-        return None
+        return nullcontext()
     from tqdm import tqdm
 
     return tqdm(total=total, unit="B", unit_scale=True, desc="siq convert", dynamic_ncols=True)
-
-
-def _advance(bar: Any, task: _Task, results: list[_FileResult]) -> None:
-    if bar is not None:
-        records = sum(sum(result.counts.values()) - result.counts["blank"] for result in results)
-        bar.set_postfix(files=len(results), records=f"{records:,}", refresh=False)
-        bar.update(os.path.getsize(task.path))
 
 
 def _stage_file(task: _Task) -> _FileResult:
@@ -367,22 +345,16 @@ def _accept(record: Record, keyring: Keyring | None, allow_unsigned: bool) -> tu
     if record.error is not None:
         raise record.error
     key_id = None
-    if record.kind == "delivery":
-        assert record.body is not None
-        if keyring is None:
-            status = "unverified"
-        else:
-            signature = signature_header(record.headers)
-            if signature is None:
-                raise SignatureMissing("no x-siqsignature header")
-            key_id = verify_signature(record.body, signature, keyring)
-            status = "valid"
-        payload = loads(record.body, record.source, record.line)
+    if record.kind == "delivery" and keyring is not None:
+        key_id = record_key(record, keyring)
+        status = "valid"
+    elif record.kind == "delivery":
+        status = "unverified"
+    elif keyring is not None and not allow_unsigned:
+        raise SignatureMissing("bare payload without a signature (use --allow-unsigned to accept it)")
     else:
-        if keyring is not None and not allow_unsigned:
-            raise SignatureMissing("bare payload without a signature (use --allow-unsigned to accept it)")
         status = "unsigned" if keyring is not None else "unverified"
-        payload = record.payload
+    payload = record.parse()
     validate(payload)
     webhook = payload.get("webhook")
     delivery = {
@@ -428,7 +400,7 @@ class _Rejects:
         return pa.Table.from_pylist(self.rows, schema=TABLES["rejects"].schema)
 
 
-def _merge(results: list[_FileResult], inputs: dict[str, dict[str, Any]], report: Report) -> None:
+def _tally(results: list[_FileResult], inputs: dict[str, dict[str, Any]], report: Report) -> None:
     totals: Counter[str] = Counter()
     for result in results:
         totals.update(result.counts)
@@ -440,14 +412,10 @@ def _merge(results: list[_FileResult], inputs: dict[str, dict[str, Any]], report
 
 
 def _write_manifest(temp: Path, inputs: dict[str, dict[str, Any]], report: Report) -> None:
-
-    from . import __version__
-
     manifest = {
         "format": 1,
         "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "versions": {name: version(name) for name in ("siq-schemas", "pyarrow", "duckdb", "jsonschema-rs")}
-        | {"siq_schemas": __version__},
+        "versions": {name: version(name) for name in ("siq-schemas", "pyarrow", "duckdb", "jsonschema-rs")},
         "inputs": sorted(inputs.values(), key=lambda entry: entry["path"]),
         "last_run": {key: value for key, value in report.to_dict().items() if key != "tables"},
         "tables": report.tables,

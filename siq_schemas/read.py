@@ -58,6 +58,17 @@ class Record:
     payload: Any = None
     error: Unreadable | None = None
 
+    def parse(self) -> Any:
+        """The record's payload: parsed from the body of a delivery, as read for a bare payload.
+
+        Raises :class:`Unreadable` for a record that could not be read or whose body is not JSON.
+        """
+        if self.error is not None:
+            raise self.error
+        if self.kind == "delivery":
+            return loads(self.body or b"", self.source, self.line)
+        return self.payload
+
 
 def expand(sources: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """The files of an archive, in a stable order, each once.

@@ -14,17 +14,20 @@ from __future__ import annotations
 
 import binascii
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from .exceptions import SignatureInvalid, SignatureMissing
-from .keys import Keyring, KeySource, load_keys
+from .keys import Keyring, KeySource, as_keyring
 from .parse import loads
 
-__all__ = ["SIGNATURE_HEADER", "signature_header", "verify_delivery", "verify_signature"]
+if TYPE_CHECKING:
+    from .read import Record
+
+__all__ = ["SIGNATURE_HEADER", "record_key", "signature_header", "verify_delivery", "verify_signature"]
 
 SIGNATURE_HEADER = "x-siqsignature"
 
@@ -42,7 +45,7 @@ def verify_signature(body: bytes | str, signature: str | bytes, keys: Keys) -> s
     Raises :class:`SignatureInvalid` for every bad body or signature: wrong key, tampered body,
     empty or malformed base64, wrong length, no keys.
     """
-    keyring = keys if isinstance(keys, Keyring) else _keyring(keys)
+    keyring = as_keyring(keys)
     raw = _decode_signature(signature)
     if isinstance(body, str):
         try:
@@ -62,6 +65,23 @@ def verify_signature(body: bytes | str, signature: str | bytes, keys: Keys) -> s
         return key.id
     tried = ", ".join(key.id for key in candidates)
     raise SignatureInvalid(f"signature {_short(signature)} does not verify with any key ({tried})")
+
+
+def record_key(record: Record, keys: Keys) -> str:
+    """The id of the key that signed an archived delivery record (:class:`~siq_schemas.read.Record`).
+
+    Raises the record's :class:`~siq_schemas.exceptions.Unreadable` error,
+    :class:`SignatureMissing` for a bare payload or a delivery without the
+    header, :class:`SignatureInvalid` for a signature that does not verify.
+    """
+    if record.error is not None:
+        raise record.error
+    if record.kind != "delivery":
+        raise SignatureMissing("bare payload without a signature")
+    signature = signature_header(record.headers)
+    if signature is None:
+        raise SignatureMissing(f"no {SIGNATURE_HEADER} header")
+    return verify_signature(record.body or b"", signature, keys)
 
 
 def signature_header(headers: Any) -> str | None:
@@ -113,12 +133,6 @@ def verify_delivery(body: bytes | str, headers: Any, keys: Keys) -> Any:
     payload = loads(body)
     validate(payload)
     return payload
-
-
-def _keyring(keys: Any) -> Keyring:
-    if isinstance(keys, (list, tuple, set, frozenset)):
-        return load_keys(*keys)
-    return load_keys(keys)
 
 
 def _decode_signature(signature: str | bytes) -> bytes:
