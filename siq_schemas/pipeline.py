@@ -116,7 +116,7 @@ class _Task:
 
 @dataclass
 class _FileResult:
-    path: str
+    input: str  # the file's key in the manifest's inputs
     lines: int = 0
     counts: Counter[str] = field(default_factory=Counter)
 
@@ -203,16 +203,16 @@ def _plan(
     tasks = []
     report.files = len(paths)
     for index, path in enumerate(paths):
-        absolute = str(path.absolute())
-        old = known.get(absolute)
+        key = str(path.resolve())  # one key however the path was spelled (relative, .., links)
+        old = known.get(key)
         size, digest, prefix_digest = _fingerprint(path, old["size"] if old else None)
-        entry = {"path": absolute, "size": size, "sha256": digest, "lines": 0}
+        entry = {"path": key, "size": size, "sha256": digest, "lines": 0}
         if old and old["size"] == size and old["sha256"] == digest:
             report.files_unchanged += 1
             continue
         skip = old["lines"] if old and size > old["size"] and prefix_digest == old["sha256"] else 0
         entry["lines"] = skip
-        inputs[absolute] = entry
+        inputs[key] = entry
         tasks.append(_Task(str(path), index, skip, pems, allow_unsigned, str(stage), size))
     return tasks, inputs
 
@@ -301,7 +301,7 @@ def _stage_file(task: _Task) -> _FileResult:
     over cost about a tenth of the time. It runs once per batch instead.
     """
     keyring = load_keys(*task.keys) if task.keys else None
-    result = _FileResult(task.path)
+    result = _FileResult(str(Path(task.path).resolve()))
     rows, rejects = Rows(), _Rejects()
     batch = 0
 
@@ -404,7 +404,7 @@ def _tally(results: list[_FileResult], inputs: dict[str, dict[str, Any]], report
     totals: Counter[str] = Counter()
     for result in results:
         totals.update(result.counts)
-        inputs[str(Path(result.path).absolute())]["lines"] = result.lines
+        inputs[result.input]["lines"] = result.lines
     report.blank_lines = totals["blank"]
     report.rejected_by_reason = {reason: totals[reason] for reason in REASONS}
     report.rejected = sum(report.rejected_by_reason.values())

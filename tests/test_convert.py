@@ -318,3 +318,13 @@ def test_merging_in_buckets_gives_the_same_tables(tmp_path, monkeypatch):
     siq_schemas.convert(second, tmp_path / "halves", keys=KEY_A)
     assert bucketed.duplicates == 1 and bucketed.events_written == 11
     assert _tables(tmp_path / "bucketed") == _tables(tmp_path / "single") == _tables(tmp_path / "halves")
+
+
+def test_a_file_named_another_way_is_still_unchanged(tmp_path, monkeypatch):
+    """An archive converted by absolute path, then by a relative path with `..`, is skipped as unchanged."""
+    write_lines(tmp_path / "a.jsonl", chat())
+    siq_schemas.convert(tmp_path / "a.jsonl", tmp_path / "out")
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    again = siq_schemas.convert("../a.jsonl", "../out")
+    assert (again.files_unchanged, again.records_read) == (1, 0)
