@@ -133,22 +133,24 @@ DELIVERIES = Table(
 STAGED_EVENTS = Table("events", EVENTS.grain, EVENT_COLUMNS)
 
 
-def _extractor(table: Table) -> Callable[[dict[str, Any], list[Callable[[Any], None]]], None]:
-    """A function appending one payload's values to the table's columns (``appends``, in column order).
+def _extractor(table: Table) -> Callable[[dict[str, Any], str, int], tuple[Any, ...]]:
+    """A function returning one payload's row of the table: ``(event_key, *values, position)``.
 
     It is generated from the column paths so that each nested object is looked
-    up once per payload rather than once per column: flattening is the hot
-    loop of the batch job. Column 0 (``event_key``) is appended by the caller.
+    up once per payload rather than once per column, and the row is built as
+    one tuple (columns are made by transposing rows): flattening is the hot
+    loop of the batch job. Column 0 (``event_key``) is the caller's ``key``.
     """
-    namespace: dict[str, Any] = {"EMPTY": {}, "dict": dict}
-    lines = ["def extract(p, appends):"]
+    namespace: dict[str, Any] = {"EMPTY": {}, "dict": dict, "int": int, "str": str, "LOW": INT64[0], "HIGH": INT64[1]}
+    lines = ["def extract(p, key, position):"]
+    values = ["key"]
     objects: dict[tuple[str, ...], str] = {(): "p"}
     for index, column in enumerate(table.columns):
         if index == 0:
             continue
         if column.name in DERIVED:
             namespace[f"derive{index}"] = DERIVED[column.name]
-            lines.append(f"    appends[{index}](derive{index}(p))")
+            values.append(f"derive{index}(p)")
             continue
         *parents, leaf = column.path
         for depth in range(1, len(parents) + 1):
@@ -158,11 +160,18 @@ def _extractor(table: Table) -> Callable[[dict[str, Any], list[Callable[[Any], N
                 lines.append(f"    {name} = {objects[prefix[:-1]]}.get({prefix[-1]!r})")
                 lines.append(f"    if {name}.__class__ is not dict: {name} = EMPTY")
         namespace[f"convert{index}"] = CONVERT[column.kind]
-        lines.append(f"    v = {objects[tuple(parents)]}.get({leaf!r})")
+        lines.append(f"    v{index} = {objects[tuple(parents)]}.get({leaf!r})")
         if column.kind in ("id", "text"):  # most values are already strings or absent: no call for them
-            lines.append(f"    appends[{index}](v if v is None or v.__class__ is str else convert{index}(v))")
+            values.append(f"(v{index} if v{index} is None or v{index}.__class__ is str else convert{index}(v{index}))")
+        elif column.kind in ("int", "time"):  # integers in range need no call either
+            values.append(
+                f"(v{index} if v{index}.__class__ is int and LOW <= v{index} <= HIGH"
+                f" else None if v{index} is None else convert{index}(v{index}))"
+            )
         else:
-            lines.append(f"    appends[{index}](None if v is None else convert{index}(v))")
+            values.append(f"(None if v{index} is None else convert{index}(v{index}))")
+    values.append("position")
+    lines.append(f"    return ({', '.join(values)})")
     exec("\n".join(lines), namespace)  # the code is built above from the table specs only
     return namespace["extract"]  # type: ignore[no-any-return]
 
@@ -172,7 +181,7 @@ _EXTRACTORS = {table.name: _extractor(table) for table in _STAGED}
 
 
 class Rows:
-    """Rows of the staged tables, column by column, for one batch of accepted records.
+    """Rows of the staged tables for one batch of accepted records, one tuple per row.
 
     Staged tables (all but ``_deliveries``) carry one more column, ``_position``:
     where the record was read, so that the merge can keep one record per event.
@@ -182,36 +191,25 @@ class Rows:
 
     def __init__(self) -> None:
         self.count = 0
-        self.columns: dict[str, dict[str, list[Any]]] = {
-            table.name: {column.name: [] for column in table.columns} for table in self.TABLES
-        }
-        self.positions: dict[str, list[int]] = {table.name: [] for table in _STAGED}
-        appends = {name: [values.append for values in columns.values()] for name, columns in self.columns.items()}
+        self.rows: dict[str, list[tuple[Any, ...]]] = {table.name: [] for table in self.TABLES}
+        plans = {table.name: (self.rows[table.name].append, _EXTRACTORS[table.name]) for table in _STAGED}
         self._by_event = {
-            event: [self._plan(table, appends) for table in (STAGED_EVENTS, *tables)]
-            for event, tables in BY_EVENT.items()
+            event: [plans[table.name] for table in (STAGED_EVENTS, *tables)] for event, tables in BY_EVENT.items()
         }
-        self._events_only = [self._plan(STAGED_EVENTS, appends)]
-        self._deliveries = [(appends[DELIVERIES.name][i], column.name) for i, column in enumerate(DELIVERIES.columns)]
+        self._events_only = [plans[STAGED_EVENTS.name]]
+        self._delivery = self.rows[DELIVERIES.name].append
 
-    def _plan(self, table: Table, appends: dict[str, list[Any]]) -> tuple[Any, ...]:
-        return appends[table.name], _EXTRACTORS[table.name], self.positions[table.name].append
-
-    def add(self, key: str, payload: dict[str, Any], delivery: dict[str, Any], position: int) -> None:
-        """Add one accepted record: its event key, parsed payload, delivery facts, and where it was read."""
+    def add(self, key: str, payload: dict[str, Any], delivery: tuple[Any, ...], position: int) -> None:
+        """Add one accepted record: its event key, parsed payload, delivery facts (the ``_deliveries``
+        columns after ``event_key``), and where it was read."""
         self.count += 1
-        for appends, extract, at in self._by_event.get(payload.get("event"), self._events_only):  # type: ignore[arg-type]
-            appends[0](key)
-            extract(payload, appends)
-            at(position)
-        for append, name in self._deliveries:
-            append(key if name == "event_key" else delivery.get(name))
+        for append, extract in self._by_event.get(payload.get("event"), self._events_only):  # type: ignore[arg-type]
+            append(extract(payload, key, position))
+        self._delivery((key, *delivery))
 
     def tables(self) -> dict[str, pa.Table]:
         """The batch as Arrow tables with the staged schemas."""
-        return {
-            table.name: _arrow(table, self.columns[table.name], self.positions.get(table.name)) for table in self.TABLES
-        }
+        return {table.name: _arrow(table, self.rows[table.name]) for table in self.TABLES}
 
 
 def staged_schema(table: Table) -> pa.Schema:
@@ -219,13 +217,16 @@ def staged_schema(table: Table) -> pa.Schema:
     return table.schema if table is DELIVERIES else table.schema.append(pa.field("_position", pa.int64()))
 
 
-def _arrow(table: Table, columns: dict[str, list[Any]], positions: list[int] | None) -> pa.Table:
+def _arrow(table: Table, rows: list[tuple[Any, ...]]) -> pa.Table:
+    schema = staged_schema(table)
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
     arrays = [
-        pa.array(columns[column.name], pa.binary()).cast(pa.string())
-        if column.kind == "json"
-        else pa.array(columns[column.name], column.type)
-        for column in table.columns
+        pa.array(values, pa.binary()).cast(pa.string()) if kind == "json" else pa.array(values, field.type)
+        for values, field, kind in zip(columns, schema, _kinds(table), strict=True)
     ]
-    if positions is not None:
-        arrays.append(pa.array(positions, pa.int64()))
-    return pa.Table.from_arrays(arrays, schema=staged_schema(table))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _kinds(table: Table) -> list[str]:
+    kinds = [column.kind for column in table.columns]
+    return kinds if table is DELIVERIES else [*kinds, "int"]

@@ -340,8 +340,12 @@ def _stage_file(task: _Task) -> _FileResult:
     return result
 
 
-def _accept(record: Record, keyring: Keyring | None, allow_unsigned: bool) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The payload and delivery facts of an acceptable record; raise the reject's error otherwise."""
+def _accept(record: Record, keyring: Keyring | None, allow_unsigned: bool) -> tuple[dict[str, Any], tuple[Any, ...]]:
+    """The payload and delivery facts of an acceptable record; raise the reject's error otherwise.
+
+    The facts are the ``_deliveries`` columns after ``event_key``: attempt, signature, key id,
+    webhook id, ``received_at`` and source.
+    """
     if record.error is not None:
         raise record.error
     key_id = None
@@ -357,15 +361,14 @@ def _accept(record: Record, keyring: Keyring | None, allow_unsigned: bool) -> tu
     payload = record.parse()
     validate(payload)
     webhook = payload.get("webhook")
-    delivery = {
-        "attempt": _count(payload.get("attempt")),
-        "signature": status,
-        "key_id": key_id,
-        "webhook_id": _id(webhook.get("id")) if isinstance(webhook, dict) else None,
-        "received_at": received_at_ms(record.received_at),
-        "source": f"{record.source}:{record.line}",
-    }
-    return payload, delivery
+    return payload, (
+        _count(payload.get("attempt")),
+        status,
+        key_id,
+        _id(webhook.get("id")) if isinstance(webhook, dict) else None,
+        received_at_ms(record.received_at),
+        f"{record.source}:{record.line}",
+    )
 
 
 _count, _id = CONVERT["int"], CONVERT["id"]
