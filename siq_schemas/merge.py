@@ -51,18 +51,18 @@ def build(temp: Path, previous: Path | None, threads: int, buckets: int) -> dict
     try:
         _views(con, "s_", stage, "*", previous, staged)
         con.execute(f"CREATE TABLE keep AS {dedupe.KEEP_SQL.format(events='s_events')}")
-        queries: dict[str, list[str]] = {"events": [], **{table.name: [] for table in HISTORY}}
+        merged = ("events", *(table.name for table in HISTORY))
         keyed = {name: schema for name, schema in staged.items() if name != "rejects"}
-        for bucket in range(buckets):  # one bucket of event keys per pass: each join's hash table stays small
+        for bucket in range(buckets):  # one bucket of event keys at a time: each join's hash table stays small
             where = write.bucket_sql(bucket, buckets) if buckets > 1 else "TRUE"
-            prefix = f"p{bucket:02d}_"
-            _views(con, prefix, stage, f"b{bucket:02d}", previous, keyed, where)
-            con.execute(f"CREATE VIEW {prefix}keep AS SELECT * FROM keep WHERE {where}")
-            queries["events"].append(dedupe.events_sql(f"{prefix}events", f"{prefix}keep", f"{prefix}all_deliveries"))
-            for table in HISTORY:
-                queries[table.name].append(dedupe.history_sql(f'"{prefix}{table.name}"', f"{prefix}keep"))
-        for name, passes in queries.items():
-            _passes(con, passes, name, "event_time, event_key", temp, counts)
+            _views(con, "p_", stage, f"b{bucket:02d}", previous, keyed, where)
+            con.execute(f"CREATE OR REPLACE VIEW p_keep AS SELECT * FROM keep WHERE {where}")
+            queries = {"events": dedupe.events_sql("p_events", "p_keep", "p_all_deliveries")}
+            queries |= {table.name: dedupe.history_sql(f'"p_{table.name}"', "p_keep") for table in HISTORY}
+            for name in merged:
+                _copy(con, queries[name], spill / name, bucket)
+        for name in merged:  # then each table sorted as a whole, which DuckDB spills on its own
+            _sorted(con, name, "event_time, event_key", temp, counts)
         _write(con, "SELECT * FROM s_rejects ORDER BY source, line", "rejects", temp, counts)
         for name in TABLES:
             if name in counts:
@@ -91,35 +91,29 @@ def _merge_table(
     counts: dict[str, int],
     order: str,
 ) -> None:
-    """Write a table computed by joins in ``parts`` passes.
+    """Write a table computed by joins in ``parts`` passes, then sort the passes together.
 
     ``sql(part)`` is the query for the rows whose id meets condition ``part``
-    (``hash({id}) % parts = n``): a join's hash table must fit in memory, and
-    one pass per bucket keeps every step bounded whatever the archive's size.
+    (``hash({id}) % parts = n``). DuckDB spills a join or a sort of wide rows
+    to disk, but not both in one query, and a join's hash table must fit in
+    memory: one pass per bucket keeps every step bounded whatever the archive's size.
     """
-    passes = [sql(f"hash({{id}}) % {parts} = {part}" if parts > 1 else "TRUE") for part in range(parts)]
-    _passes(con, passes, name, order, temp, counts)
+    for part in range(parts):
+        _copy(con, sql(f"hash({{id}}) % {parts} = {part}" if parts > 1 else "TRUE"), temp / "_spill" / name, part)
+    _sorted(con, name, order, temp, counts)
 
 
-def _passes(
-    con: duckdb.DuckDBPyConnection, passes: list[str], name: str, order: str, temp: Path, counts: dict[str, int]
-) -> None:
-    """Write table ``name`` as the rows of all ``passes`` (queries), sorted by ``order``.
-
-    One pass is sorted as it is computed. Several are first written to the
-    spill folder one by one, then read back and sorted together: DuckDB
-    spills a join or a sort of wide rows to disk, but not both in one query,
-    and one pass's joins are small enough to run beside a sort.
-    """
-    if len(passes) == 1:
-        _write(con, f"SELECT * FROM ({passes[0]}) ORDER BY {order}", name, temp, counts)
-        return
-    folder = temp / "_spill" / name
+def _copy(con: duckdb.DuckDBPyConnection, sql: str, folder: Path, part: int) -> None:
+    """Write one pass of a table to ``folder/bNN.parquet`` (small row groups: wide rows stay cheap to read)."""
     folder.mkdir(parents=True, exist_ok=True)
-    for number, sql in enumerate(passes):  # small row groups: wide rows stay cheap to read back
-        target = _sql_path(folder / f"b{number:02d}.parquet")
-        con.execute(f"COPY ({sql}) TO '{target}' (ROW_GROUP_SIZE {BATCH_ROWS})")
-    _write(con, f"SELECT * FROM read_parquet('{_sql_path(folder)}/*.parquet') ORDER BY {order}", name, temp, counts)
+    target = _sql_path(folder / f"b{part:02d}.parquet")
+    con.execute(f"COPY ({sql}) TO '{target}' (ROW_GROUP_SIZE {BATCH_ROWS})")
+
+
+def _sorted(con: duckdb.DuckDBPyConnection, name: str, order: str, temp: Path, counts: dict[str, int]) -> None:
+    """Write table ``name`` from all its passes, sorted by ``order``."""
+    rows = f"read_parquet('{_sql_path(temp / '_spill' / name)}/*.parquet')"
+    _write(con, f"SELECT * FROM {rows} ORDER BY {order}", name, temp, counts)
 
 
 def _views(
