@@ -26,7 +26,9 @@ TRANSPORT = frozenset({"attempt", "handler", "webhook"})
 
 def event_key(payload: dict[str, Any]) -> str:
     """The identity of an event: 32 hex digits of a BLAKE2b hash of its canonical JSON."""
-    identity = {name: value for name, value in payload.items() if name not in TRANSPORT}
+    identity = payload.copy()  # then three pops: cheaper than a filtering comprehension
+    for name in TRANSPORT:
+        identity.pop(name, None)
     return hashlib.blake2b(encode_sorted(identity), digest_size=16).hexdigest()
 
 
