@@ -11,7 +11,7 @@ event and :mod:`siq_schemas.fold` for the folded tables.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
@@ -26,13 +26,16 @@ from .tables import HISTORY, TABLES
 #: Rows per batch moved from DuckDB to the Parquet writer.
 BATCH_ROWS = 16_384
 #: DuckDB's memory budget for merging and folding; beyond it, it spills to disk.
-MEMORY_LIMIT = "512MB"
+MEMORY_LIMIT = "320MB"
 
 
-def build(temp: Path, previous: Path | None, threads: int, buckets: int) -> dict[str, int]:
+def build(temp: Path, previous: Path | None, threads: int, buckets: int, ranges: int = 1) -> dict[str, int]:
     """Merge the staged rows with the previous output, dedupe, fold, and write every table into ``temp``.
 
-    Returns the row count of each table.
+    The staged rows are merged one bucket of event keys after the other
+    (``buckets``, as the workers staged them), and the tables sorted by
+    ``event_time`` one range of times after the other (``ranges``), so that
+    no join or sort grows with the archive. Returns the row count of each table.
     """
     counts: dict[str, int] = {}
     stage, spill = temp / "_stage", temp / "_spill"
@@ -52,6 +55,7 @@ def build(temp: Path, previous: Path | None, threads: int, buckets: int) -> dict
         _views(con, "s_", stage, "*", previous, staged)
         con.execute(f"CREATE TABLE keep AS {dedupe.KEEP_SQL.format(events='s_events')}")
         merged = ("events", *(table.name for table in HISTORY))
+        split = _time_ranges(con, ranges) if ranges > 1 else None
         keyed = {name: schema for name, schema in staged.items() if name != "rejects"}
         for bucket in range(buckets):  # one bucket of event keys at a time: each join's hash table stays small
             where = write.bucket_sql(bucket, buckets) if buckets > 1 else "TRUE"
@@ -60,9 +64,9 @@ def build(temp: Path, previous: Path | None, threads: int, buckets: int) -> dict
             queries = {"events": dedupe.events_sql("p_events", "p_keep", "p_all_deliveries")}
             queries |= {table.name: dedupe.history_sql(f'"p_{table.name}"', "p_keep") for table in HISTORY}
             for name in merged:
-                _copy(con, queries[name], spill / name, bucket)
-        for name in merged:  # then each table sorted as a whole, which DuckDB spills on its own
-            _sorted(con, name, "event_time, event_key", temp, counts)
+                _copy(con, queries[name], spill / name, bucket, split)
+        for name in merged:  # then each table sorted, one range of event times after the other
+            _sorted(con, name, "event_time, event_key", temp, counts, ranges)
         _write(con, "SELECT * FROM s_rejects ORDER BY source, line", "rejects", temp, counts)
         for name in TABLES:
             if name in counts:
@@ -103,17 +107,52 @@ def _merge_table(
     _sorted(con, name, order, temp, counts)
 
 
-def _copy(con: duckdb.DuckDBPyConnection, sql: str, folder: Path, part: int) -> None:
-    """Write one pass of a table to ``folder/bNN.parquet`` (small row groups: wide rows stay cheap to read)."""
+def _time_ranges(con: duckdb.DuckDBPyConnection, ranges: int) -> str:
+    """An SQL expression numbering ``ranges`` ranges of ``event_time`` of about as many staged rows each.
+
+    Rows without a time go to the last range, as they sort last. Sorting a
+    table one range after the other, each range on its own, is sorting it
+    whole, with a sort that does not grow with the archive.
+    """
+    quantiles = ", ".join(str(n / ranges) for n in range(1, ranges))
+    query = f"SELECT quantile_disc(epoch_ms(event_time), [{quantiles}]) FROM s_events"
+    bounds = (con.execute(query).fetchone() or [None])[0] or []  # none when no event has a time
+    cases = " ".join(f"WHEN epoch_ms(event_time) < {int(bound)} THEN {n}" for n, bound in enumerate(bounds))
+    return f"CASE WHEN event_time IS NULL THEN {ranges - 1} {cases} ELSE {ranges - 1} END"
+
+
+def _copy(con: duckdb.DuckDBPyConnection, sql: str, folder: Path, part: int, split: str | None = None) -> None:
+    """Write one pass of a table to ``folder/bNN.parquet`` (small row groups: wide rows stay cheap to read).
+
+    With ``split`` (see :func:`_time_ranges`), the rows go to ``folder/_range=R/bNN_*.parquet`` by range instead.
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    target = _sql_path(folder / f"b{part:02d}.parquet")
-    con.execute(f"COPY ({sql}) TO '{target}' (ROW_GROUP_SIZE {BATCH_ROWS})")
+    if split is None:
+        target = _sql_path(folder / f"b{part:02d}.parquet")
+        con.execute(f"COPY ({sql}) TO '{target}' (ROW_GROUP_SIZE {BATCH_ROWS})")
+        return
+    con.execute(
+        f"COPY (SELECT *, {split} AS _range FROM ({sql})) TO '{_sql_path(folder)}' (FORMAT parquet,"
+        f" PARTITION_BY (_range), OVERWRITE_OR_IGNORE, FILENAME_PATTERN 'b{part:02d}_{{i}}',"
+        f" ROW_GROUP_SIZE {BATCH_ROWS})"
+    )
 
 
-def _sorted(con: duckdb.DuckDBPyConnection, name: str, order: str, temp: Path, counts: dict[str, int]) -> None:
-    """Write table ``name`` from all its passes, sorted by ``order``."""
-    rows = f"read_parquet('{_sql_path(temp / '_spill' / name)}/*.parquet')"
-    _write(con, f"SELECT * FROM {rows} ORDER BY {order}", name, temp, counts)
+def _sorted(
+    con: duckdb.DuckDBPyConnection, name: str, order: str, temp: Path, counts: dict[str, int], ranges: int = 1
+) -> None:
+    """Write table ``name`` from all its passes, sorted by ``order``, one range after the other (see :func:`_copy`)."""
+    folder = temp / "_spill" / name
+    if ranges == 1:
+        sqls = [f"SELECT * FROM read_parquet('{_sql_path(folder)}/*.parquet') ORDER BY {order}"]
+    else:
+        parts = [folder / f"_range={n}" for n in range(ranges)]
+        sqls = [
+            f"SELECT * FROM read_parquet('{_sql_path(part)}/*.parquet', hive_partitioning = false) ORDER BY {order}"
+            for part in parts
+            if part.is_dir()
+        ]
+    _write(con, sqls, name, temp, counts)
 
 
 def _views(
@@ -146,11 +185,16 @@ def _views(
     con.execute(f"CREATE OR REPLACE VIEW {prefix}all_deliveries AS {deliveries}")
 
 
-def _write(con: duckdb.DuckDBPyConnection, sql: str, name: str, temp: Path, counts: dict[str, int]) -> None:
+def _write(con: duckdb.DuckDBPyConnection, sql: str | list[str], name: str, temp: Path, counts: dict[str, int]) -> None:
+    """Write table ``name`` as the rows of ``sql``, or of several queries one after the other."""
     schema = TABLES[name].schema
     columns = ", ".join(f'"{c}"' for c in schema.names)
-    reader = con.sql(f"SELECT {columns} FROM ({sql})").to_arrow_reader(BATCH_ROWS)
-    counts[name] = write.write_table(iter(reader), schema, temp / name)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for query in [sql] if isinstance(sql, str) else sql:
+            yield from con.sql(f"SELECT {columns} FROM ({query})").to_arrow_reader(BATCH_ROWS)
+
+    counts[name] = write.write_table(batches(), schema, temp / name)
 
 
 def _sql_path(path: Path) -> str:

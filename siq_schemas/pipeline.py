@@ -49,6 +49,10 @@ from .verify import record_key
 BATCH = 20_000
 #: Input (as JSON) merged per pass: above it, rows are bucketed by event key (see :func:`_buckets`).
 BUCKET_BYTES = 256 << 20
+#: Input (as JSON) per range of event times sorted on its own (see :func:`siq_schemas.merge.build`), in at most
+#: :data:`RANGES` ranges (8 GB of JSON at most ranges of 128 MB).
+RANGE_BYTES = 128 << 20
+RANGES = 64
 #: Archives smaller than this are staged in this process: starting workers would cost more.
 PARALLEL_BYTES = 4 << 20
 REASONS = ("unreadable", "signature-missing", "signature-invalid", "unknown-event", "schema-invalid")
@@ -149,7 +153,8 @@ def convert(
     temp = write.prepare(out_path)
     try:
         tasks, inputs = _plan(paths, previous, keyring, allow_unsigned, temp / "_stage", report)
-        buckets = _buckets(tasks, out_path if previous else None)
+        size = _merged_size(tasks, out_path if previous else None)
+        buckets, ranges = _buckets(size), min(max(-(-size // RANGE_BYTES), 1), RANGES)
         tasks = [replace(task, buckets=buckets) for task in tasks]
         if previous is not None and not tasks:  # nothing new: the output stays as it is
             shutil.rmtree(temp)
@@ -160,7 +165,9 @@ def convert(
         _tally(results, inputs, report)
         if progress:
             print(f"siq convert: merging {report.records_read:,} records into the tables...", file=sys.stderr)
-        report.tables = merge.build(temp, out_path if previous else None, workers or os.cpu_count() or 1, buckets)
+        report.tables = merge.build(
+            temp, out_path if previous else None, workers or os.cpu_count() or 1, buckets, ranges
+        )
         previous_events = (previous or {}).get("tables", {}).get("events", 0)
         accepted = report.records_read - report.rejected
         report.events_written = report.tables["events"] - previous_events
@@ -217,8 +224,8 @@ def _plan(
     return tasks, inputs
 
 
-def _buckets(tasks: list[_Task], previous: Path | None) -> int:
-    """How many buckets to merge in: a power of two (at most 16) with about :data:`BUCKET_BYTES` each.
+def _merged_size(tasks: list[_Task], previous: Path | None) -> int:
+    """About how much JSON the merge handles: what memory-bounded passes are sized by.
 
     Compressed inputs count eight times their size; the previous output's
     events (Parquet, compressed) count eight times theirs.
@@ -226,6 +233,11 @@ def _buckets(tasks: list[_Task], previous: Path | None) -> int:
     size = sum(task.size * (8 if task.path.endswith((".gz", ".zst")) else 1) for task in tasks)
     if previous is not None:
         size += 8 * sum(path.stat().st_size for path in (previous / "events").glob("*.parquet"))
+    return size
+
+
+def _buckets(size: int) -> int:
+    """How many buckets of event keys to merge in: a power of two (at most 16) with about :data:`BUCKET_BYTES` each."""
     buckets = 1
     while buckets < 16 and size > buckets * BUCKET_BYTES:
         buckets *= 2

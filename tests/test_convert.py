@@ -305,7 +305,7 @@ def test_output_folder_that_is_not_a_siq_output_is_refused(tmp_path):
 
 
 def test_merging_in_buckets_gives_the_same_tables(tmp_path, monkeypatch):
-    """Large archives are merged one bucket of event keys at a time: the tables are those of a single pass."""
+    """Large archives are merged one bucket of event keys and sorted one range of times at a time: same tables."""
     records = [delivery(p) for p in chat()] + [delivery(chat()[4], received_at="2026-03-01T11:00:00Z")]
     first, second = tmp_path / "a", tmp_path / "b"
     first.mkdir(), second.mkdir()
@@ -313,6 +313,7 @@ def test_merging_in_buckets_gives_the_same_tables(tmp_path, monkeypatch):
     write_lines(second / "2.jsonl", records[7:])
     siq_schemas.convert([first, second], tmp_path / "single", keys=KEY_A)
     monkeypatch.setattr(pipeline, "BUCKET_BYTES", 1)
+    monkeypatch.setattr(pipeline, "RANGE_BYTES", 1)
     bucketed = siq_schemas.convert([first, second], tmp_path / "bucketed", keys=KEY_A)
     siq_schemas.convert(first, tmp_path / "halves", keys=KEY_A)
     siq_schemas.convert(second, tmp_path / "halves", keys=KEY_A)
