@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from siq_schemas import drift
+import pytest
+
+import siq_schemas
+from siq_schemas import drift, pipeline
 from siq_schemas.cli import main
 from siq_schemas.drift import Drift
 from siq_schemas.parse import loads
@@ -15,6 +20,7 @@ from siq_schemas.read import expand, read_records
 
 ROOT = Path(__file__).parent.parent
 ARCHIVE = ROOT / "tests" / "drift"
+README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def expected(archive: Path) -> dict:
@@ -84,6 +90,12 @@ def check(archive: Path) -> Drift:
             if record.kind in ("delivery", "bare"):
                 found.add(record.parse(), record.source, record.line)
     return drift.merged(parts)
+
+
+@pytest.fixture
+def archive(tmp_path) -> Path:
+    """A copy of tests/drift in a fresh folder."""
+    return Path(shutil.copytree(ARCHIVE, tmp_path / "drifted"))
 
 
 def test_drifted_archive_gives_exactly_the_expected_report(capsys):
@@ -187,3 +199,55 @@ def test_drift_command_on_a_missing_file_is_one_clean_line(tmp_path):
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr == f"siq: {tmp_path / 'missing.jsonl'}: no such file or directory\n"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_convert_writes_the_drift_report(archive, monkeypatch, capsys, workers):
+    """`siq convert` writes what `siq drift` reports to OUT/_drift.json, with one or two workers, and says so."""
+    monkeypatch.setattr(pipeline, "PARALLEL_BYTES", 0)
+    report = siq_schemas.convert(archive, archive.parent / "out", workers=workers)
+    written = json.loads((archive.parent / "out" / drift.REPORT).read_text())
+    inputs = written.pop("inputs")
+    assert written == expected(archive)
+    assert sorted(inputs) == [str(archive / "deliveries.jsonl"), str(archive / "export.json")]
+    assert report.drift == 9 and report.rejected_by_reason["unknown-event"] == 2
+    assert str(report).splitlines()[-1] == (
+        f"drift: 9 findings the schemas do not describe, listed in {archive.parent / 'out' / '_drift.json'} "
+        "(`siq drift SOURCE...` prints them)"
+    )
+    manifest = json.loads((archive.parent / "out" / "_manifest.json").read_text())
+    assert manifest["last_run"]["drift"] == 9
+
+
+def test_convert_in_steps_gives_the_drift_of_one_conversion(archive, tmp_path):
+    """A grown file, a new file and a run with nothing new leave the report of one conversion of everything."""
+    deliveries = archive / "deliveries.jsonl"
+    lines = deliveries.read_text().splitlines(keepends=True)
+    export = archive / "export.json"
+    held = export.rename(tmp_path / "export.json")
+    deliveries.write_text("".join(lines[:4]))
+    siq_schemas.convert(archive, tmp_path / "out")
+    deliveries.write_text("".join(lines))
+    held.rename(export)
+    grown = siq_schemas.convert(archive, tmp_path / "out")
+    assert grown.records_read == 8 and grown.drift == 9
+    again = siq_schemas.convert(archive, tmp_path / "out")
+    assert (again.records_read, again.drift) == (0, 9)
+    siq_schemas.convert(archive, tmp_path / "fresh")
+    stepped = json.loads((tmp_path / "out" / drift.REPORT).read_text())
+    fresh = json.loads((tmp_path / "fresh" / drift.REPORT).read_text())
+    assert stepped == fresh
+    assert {key: value for key, value in fresh.items() if key != "inputs"} == expected(archive)
+
+
+def test_readme_reaches_a_new_field_through_events_entity(archive, tmp_path, monkeypatch, capsys):
+    """The README's pandas and DuckDB snippet pulls a new field out of `events.entity` and prints what it shows."""
+    section = README.partition("## Schema drift")[2]
+    snippet = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tests").mkdir()
+    archive.rename(tmp_path / "tests" / "drift")
+    assert main(["convert", "tests/drift", "--out", "out/drifted", "--quiet"]) == 0
+    exec(snippet, {})
+    shown = [line.removeprefix("# ") for line in snippet.splitlines() if line.startswith("# ")]
+    assert capsys.readouterr().out.splitlines() == shown
