@@ -62,6 +62,14 @@ def document(name: str, strict: bool = False) -> dict[str, Any]:
         raise UnknownEvent(name) from None
 
 
+def unpublished(name: str) -> bool:
+    """Whether the vendor publishes no payload for an event (its schema says ``"x-unpublished": true``).
+
+    Such an event's schema is the envelope alone: its entity is kept as it comes.
+    """
+    return _documents(False).get(name, {}).get("x-unpublished") is True
+
+
 @cache
 def registry(strict: bool = False) -> Registry:
     """Every shipped schema, by ``$id``; nothing else can be retrieved."""

@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from . import EVENTS, __version__, schema
+from .drift import Drift, merged
 from .exceptions import (
     PayloadInvalid,
     SignatureInvalid,
@@ -191,6 +192,41 @@ def convert_command(
         click.echo(json.dumps(report.to_dict(), indent=2))
     elif not quiet:
         click.echo(str(report))
+    return 0
+
+
+@cli.command("drift")
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (the layout of OUT/_drift.json).")
+def drift_command(sources: tuple[str, ...], as_json: bool) -> int:
+    """Report what the payloads in SOURCES hold that the schemas do not describe.
+
+    Per event: unknown fields (against the strict schemas), type mismatches,
+    missing required fields, values outside documented enums and other invalid
+    values (against the lenient schemas), and events that have no published
+    payload or no schema; each with its JSON path, count, first file:line and an
+    example, most frequent first. Counts are of records read (a retry counts
+    again); signatures are not checked. Exits 0 whatever it finds; 2 when an
+    input cannot be opened.
+    """
+    by_source: dict[str, Drift] = {}
+    unreadable = 0
+    for record in _records(sources):
+        if record.kind == "blank":
+            continue
+        try:
+            payload = record.parse()
+        except Unreadable:
+            unreadable += 1
+            continue
+        found = by_source.get(record.source)
+        if found is None:
+            found = by_source[record.source] = Drift()
+        found.add(payload, record.source, record.line)
+    report = merged({str(Path(source).resolve()): found for source, found in by_source.items()})
+    click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) if as_json else str(report))
+    if unreadable:
+        click.echo(f"{unreadable:,} unreadable records skipped (`siq validate` names them)", err=True)
     return 0
 
 

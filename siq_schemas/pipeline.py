@@ -35,8 +35,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import merge, write
+from . import drift, merge, write
 from .dedupe import event_key
+from .drift import Drift
 from .exceptions import PayloadInvalid, SignatureMissing, SiqSchemasError, Unreadable
 from .flatten import CONVERT, Rows, received_at_ms
 from .keys import Keyring, as_keyring, load_keys
@@ -78,6 +79,7 @@ class Report:
     blank_lines: int = 0
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     tables: dict[str, int] = field(default_factory=dict)
+    drift: int = 0  # findings in the output's _drift.json
     seconds: float = 0.0
 
     @property
@@ -103,6 +105,11 @@ class Report:
             f"tables in {self.out}:",
             *(f"  {name:<20}{rows:>10,}" for name, rows in self.tables.items()),
         ]
+        if self.drift:
+            lines.append(
+                f"drift: {self.drift:,} findings the schemas do not describe, listed in "
+                f"{Path(self.out) / drift.REPORT} (`siq drift SOURCE...` prints them)"
+            )
         return "\n".join(lines)
 
 
@@ -123,6 +130,8 @@ class _FileResult:
     input: str  # the file's key in the manifest's inputs
     lines: int = 0
     counts: Counter[str] = field(default_factory=Counter)
+    drift: Drift = field(default_factory=Drift)
+    resumed: bool = False  # only the lines after the previous run's were read
 
 
 def convert(
@@ -159,10 +168,13 @@ def convert(
         if previous is not None and not tasks:  # nothing new: the output stays as it is
             shutil.rmtree(temp)
             report.tables = dict(previous["tables"])
+            report.drift = len(drift.merged(drift.read(out_path)))
             report.seconds = time.perf_counter() - started
             return report
         results = _run(tasks, workers or os.cpu_count() or 1, progress)
         _tally(results, inputs, report)
+        found = ((result.input, result.drift, result.resumed) for result in results)
+        report.drift = len(drift.save(temp, out_path if previous else None, found))
         if progress:
             print(f"siq convert: merging {report.records_read:,} records into the tables...", file=sys.stderr)
         report.tables = merge.build(
@@ -313,7 +325,7 @@ def _stage_file(task: _Task) -> _FileResult:
     over cost about a tenth of the time. It runs once per batch instead.
     """
     keyring = load_keys(*task.keys) if task.keys else None
-    result = _FileResult(str(Path(task.path).resolve()))
+    result = _FileResult(str(Path(task.path).resolve()), resumed=task.skip_lines > 0)
     rows, rejects = Rows(), _Rejects()
     batch = 0
 
@@ -336,7 +348,7 @@ def _stage_file(task: _Task) -> _FileResult:
                 result.counts["blank"] += 1
                 continue
             try:
-                payload, delivery = _accept(record, keyring, task.allow_unsigned)
+                payload, delivery = _accept(record, keyring, task.allow_unsigned, result.drift)
             except SiqSchemasError as error:
                 result.counts[error.code] += 1
                 rejects.add(record, error)
@@ -352,11 +364,15 @@ def _stage_file(task: _Task) -> _FileResult:
     return result
 
 
-def _accept(record: Record, keyring: Keyring | None, allow_unsigned: bool) -> tuple[dict[str, Any], tuple[Any, ...]]:
+def _accept(
+    record: Record, keyring: Keyring | None, allow_unsigned: bool, found: Drift
+) -> tuple[dict[str, Any], tuple[Any, ...]]:
     """The payload and delivery facts of an acceptable record; raise the reject's error otherwise.
 
     The facts are the ``_deliveries`` columns after ``event_key``: attempt, signature, key id,
-    webhook id, ``received_at`` and source.
+    webhook id, ``received_at`` and source. Every payload that parses is checked for drift into
+    ``found``, rejected or not; that check also judges it, so only an invalid payload is
+    validated again, to be explained.
     """
     if record.error is not None:
         raise record.error
@@ -371,7 +387,8 @@ def _accept(record: Record, keyring: Keyring | None, allow_unsigned: bool) -> tu
     else:
         status = "unsigned" if keyring is not None else "unverified"
     payload = record.parse()
-    validate(payload)
+    if not found.add(payload, record.source, record.line):
+        validate(payload)  # raises the error that explains it
     webhook = payload.get("webhook")
     return payload, (
         _count(payload.get("attempt")),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import siq_schemas
+from siq_schemas import _registry
 from siq_schemas.parse import loads
 
 
@@ -128,3 +129,15 @@ def test_integers_wider_than_64_bits_are_exact_and_validated():
     )
     assert payload["org_id"] == 123456789012345678901234567890
     assert siq_schemas.is_valid(payload)
+
+
+def test_events_without_a_published_payload_are_marked():
+    """The ten events the vendor lists without a payload, and only they, say `"x-unpublished": true`."""
+    marked = {event for event in siq_schemas.EVENTS if _registry.unpublished(event)}
+    envelope_only = {
+        event
+        for event in siq_schemas.EVENTS
+        if "no payload is published, so only the envelope" in siq_schemas.schema(event)["description"]
+    }
+    assert marked == envelope_only and len(marked) == 10
+    assert not _registry.unpublished("department.deleted") and not _registry.unpublished("no.such.event")
