@@ -5,8 +5,8 @@ time and counts each *finding*, per event and JSON path (array indices collapsed
 ``$.entity.message.list[*]``), with the ``file:line`` where it was first seen and an
 example value:
 
-- ``unknown-field``: a property the strict schemas do not list. Inside the entity it
-  is still kept, in ``events.entity``; no column has it.
+- ``unknown-field``: a property the strict schemas do not list. It is still kept: inside
+  the entity in ``events.entity``, at the top level in ``events.extra``.
 - ``type-mismatch``: a value of a JSON type the lenient schema does not allow.
 - ``missing-required``: a required property is absent.
 - ``enum-value``: a value outside a documented set (a boolean sent as ``"yes"``).

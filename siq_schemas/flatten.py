@@ -17,6 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from .dedupe import TRANSPORT
 from .parse import encode
 from .tables import BY_EVENT, EVENTS, HISTORY, Column, Table
 
@@ -111,10 +112,20 @@ def sender_role(payload: dict[str, Any]) -> str:
     return "operator"
 
 
-DERIVED: dict[str, Callable[[dict[str, Any]], Any]] = {"sender_role": sender_role}
+#: The top-level fields that ``events`` keeps in columns of their own, or that describe a delivery.
+_ENVELOPE = frozenset(column.path[0] for column in EVENTS.columns if column.path) | TRANSPORT
+
+
+def extra_fields(payload: dict[str, Any]) -> bytes | None:
+    """The payload's other top-level fields as a JSON object (see ``events.extra``), or None when there are none."""
+    names = payload.keys() - _ENVELOPE
+    return encode({name: value for name, value in payload.items() if name in names}) if names else None
+
+
+DERIVED: dict[str, Callable[[dict[str, Any]], Any]] = {"sender_role": sender_role, "extra": extra_fields}
 
 #: The columns of ``events`` that come from the payload; the rest are aggregated over deliveries.
-EVENT_COLUMNS = tuple(column for column in EVENTS.columns if column.path or column.name == "event_key")
+EVENT_COLUMNS = tuple(column for column in EVENTS.columns if column.path or column.name in ("event_key", *DERIVED))
 
 #: One row per accepted record: what the delivery itself says (staged, then aggregated into ``events``).
 DELIVERIES = Table(

@@ -177,6 +177,13 @@ EVENTS = Table(
             "The entity exactly as received, as JSON: every field, known to the schemas or not.",
             ("entity",),
         ),
+        Column(
+            "extra",
+            "json",
+            "Top-level fields of the payload without a column of their own (fields the schemas do not know "
+            "yet), as a JSON object; null when there are none. The transport fields `attempt`, `handler` and "
+            "`webhook` describe deliveries: see `attempts` and `webhook_id`.",
+        ),
         Column("attempts", "int", "The highest delivery `attempt` seen for the event (1 when never retried)."),
         Column("deliveries", "int", "How many accepted records carried the event (retries and copies included)."),
         Column(

@@ -329,3 +329,14 @@ def test_a_file_named_another_way_is_still_unchanged(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path / "notebooks")
     again = siq_schemas.convert("../a.jsonl", "../out")
     assert (again.files_unchanged, again.records_read) == (1, 0)
+
+
+def test_top_level_fields_without_a_column_are_kept_in_extra(tmp_path):
+    """A new top-level field lands in events.extra as JSON; transport fields never do; null when none."""
+    known = envelope("department.deleted", "1", 1_700_000_000_000)
+    new = envelope("department.deleted", "2", 1_700_000_000_000, region="eu", trace={"id": 40526000000002040})
+    convert(tmp_path, [known, new])
+    extra = table(tmp_path, "events").set_index("entity_id")["extra"]
+    assert json.loads(extra["2"]) == {"region": "eu", "trace": {"id": 40526000000002040}}
+    assert '"id":40526000000002040' in extra["2"]
+    assert pd.isna(extra["1"])
