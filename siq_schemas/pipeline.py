@@ -51,8 +51,8 @@ BATCH = 20_000
 #: Input (as JSON) merged per pass: above it, rows are bucketed by event key (see :func:`_buckets`).
 BUCKET_BYTES = 256 << 20
 #: Input (as JSON) per range of event times sorted on its own (see :func:`siq_schemas.merge.build`), in at most
-#: :data:`RANGES` ranges (8 GB of JSON at most ranges of 128 MB).
-RANGE_BYTES = 128 << 20
+#: :data:`RANGES` ranges (4 GB of JSON at most ranges of 64 MB).
+RANGE_BYTES = 64 << 20
 RANGES = 64
 #: Archives smaller than this are staged in this process: starting workers would cost more.
 PARALLEL_BYTES = 4 << 20
