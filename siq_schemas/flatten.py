@@ -39,13 +39,23 @@ def _bool(value: Any) -> bool | None:
     return {"true": True, "false": False}.get(value) if isinstance(value, str) else None
 
 
-def _int(value: Any) -> int | None:
-    """An integer (or string of digits) that fits 64 bits; also epoch milliseconds for timestamps."""
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and INT64[0] <= value <= INT64[1]:
-        return value
-    return None
+def _integers(low: int, high: int) -> Callable[[Any], int | None]:
+    """The converter of integers (or strings of digits) from ``low`` to ``high``; None for anything else."""
+
+    def convert(value: Any) -> int | None:
+        if isinstance(value, str) and value.isdigit():
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
+            return value
+        return None
+
+    return convert
+
+
+#: Epoch milliseconds of years 1 to 9999: the times Python, pandas and DuckDB all represent.
+TIMES = (-62_135_596_800_000, 253_402_300_799_999)
+#: Integers that fit 64 bits; epoch milliseconds of the years 1 to 9999 (later ones fail the merge's arithmetic).
+_int, _time = _integers(*INT64), _integers(*TIMES)
 
 
 def _text(value: Any) -> str | None:
@@ -78,7 +88,7 @@ CONVERT: dict[str, Callable[[Any], Any]] = {
     "id": _id,
     "text": _text,
     "json": _json,
-    "time": _int,
+    "time": _time,
     "bool": _bool,
     "int": _int,
     "ids": _ids,

@@ -1,0 +1,134 @@
+"""Hostile input: every record ends as an event, a duplicate or a reject with its reason; nothing crashes.
+
+Each case runs the whole convert job and checks the accounting identity
+``records_read = events_written + duplicates + rejected`` and that every bad
+record is a reject keeping its raw record.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+from pathlib import Path
+
+import pandas as pd
+import zstandard
+
+import siq_schemas
+from tests.conftest import DEPARTMENT_DELETED, KEYS, delivery, sign, write_lines
+from tests.test_convert import envelope
+
+KEY_A = KEYS / "key_a_public.pem"
+GOOD = json.dumps(DEPARTMENT_DELETED)
+
+
+def convert(archive: Path, out: Path, **options) -> tuple[siq_schemas.pipeline.Report, list[dict]]:
+    """Convert, check the identity and that the rejects table holds one row with a raw record per reject."""
+    report = siq_schemas.convert(archive, out, **options)
+    assert report.balanced, report
+    rejects = siq_schemas.read_table(out, "rejects").to_dict("records")
+    assert len(rejects) == report.rejected
+    assert all(row["raw"] is not None for row in rejects)
+    return report, rejects
+
+
+# ---------------------------------------------------------------------------- numbers and literals
+
+
+def test_integers_with_hundreds_of_digits_stay_exact(tmp_path):
+    """A 300-digit id is kept as the exact string; a 300-digit time is null, the event kept."""
+    huge = int("9" * 300)
+    payload = dict(DEPARTMENT_DELETED, entity_id=huge, app_id=huge)
+    late = dict(DEPARTMENT_DELETED, entity_id="2", event_time="9" * 300)
+    report, _ = convert(write_lines(tmp_path / "a.jsonl", [payload, late]), tmp_path / "out")
+    assert report.events_written == 2
+    events = siq_schemas.read_table(tmp_path / "out", "events").set_index("entity_id", drop=False)
+    assert events.loc[str(huge), "app_id"] == "9" * 300
+    assert events["event_time"].isna().sum() == 1
+
+
+def test_integers_beyond_the_parser_limit_are_unreadable(tmp_path):
+    """An integer of 5000 digits (over Python's 4300) is an `unreadable` reject, not a crash."""
+    line = GOOD.replace('"40526000001808025"', "9" * 5000)
+    report, rejects = convert(write_lines(tmp_path / "a.jsonl", [line]), tmp_path / "out")
+    assert report.rejected_by_reason["unreadable"] == 1 and rejects[0]["raw"] == line.encode()
+
+
+def test_times_beyond_the_calendar_are_null_not_a_crash(tmp_path):
+    """Epoch milliseconds that fit 64 bits but no calendar (year > 9999) become null times; the run finishes."""
+    t = 1_772_000_000_000
+    records = [
+        envelope("conversation.created", "c1", 9_223_372_036_854_775_807, {"id": "c1", "opened_time": str(2**62)}),
+        envelope("conversation.completed", "c1", t, {"id": "c1", "end_time": "10000000000000000"}),
+    ]
+    report, _ = convert(write_lines(tmp_path / "a.jsonl", records), tmp_path / "out")
+    assert report.events_written == 2
+    assert siq_schemas.read_table(tmp_path / "out", "events")["event_time"].isna().sum() == 1
+    conversation = siq_schemas.read_table(tmp_path / "out", "conversations").iloc[0]
+    assert conversation["outcome"] == "completed" and pd.isna(conversation["opened_time"])
+    assert conversation["end_time"] == pd.Timestamp(t, unit="ms", tz="UTC")  # the event's time stands in
+
+
+def test_nan_and_infinity_are_unreadable(tmp_path):
+    """NaN, Infinity and numbers out of the float range are not JSON: `unreadable`, bare or in a body."""
+    records = []
+    for literal in ("NaN", "Infinity", "-Infinity", "1e400"):
+        text = GOOD.replace('"attempt": 1', f'"attempt": {literal}')
+        records += [text, delivery(text, key=None)]
+    report, _ = convert(write_lines(tmp_path / "a.jsonl", records), tmp_path / "out")
+    assert report.rejected_by_reason["unreadable"] == report.records_read == 8
+
+
+def test_duplicate_keys_keep_the_last_value(tmp_path):
+    """An object with a repeated key takes its last value, as JavaScript, Python's json and msgspec do."""
+    text = GOOD[:-1] + ', "entity_id": "last"}'
+    report, _ = convert(write_lines(tmp_path / "a.jsonl", [delivery(text)]), tmp_path / "out", keys=KEY_A)
+    assert report.events_written == 1
+    assert siq_schemas.read_table(tmp_path / "out", "events")["entity_id"].tolist() == ["last"]
+
+
+def test_a_repeated_body_verifies_the_last_one(tmp_path):
+    """A delivery line with two `body` keys is read with the last: a signature over the first does not verify it."""
+    record = delivery(GOOD)
+    line = json.dumps(record)[:-1] + ', "body": ' + json.dumps(GOOD.replace("department", "operator")) + "}"
+    report, _ = convert(write_lines(tmp_path / "a.jsonl", [line]), tmp_path / "out", keys=KEY_A)
+    assert report.rejected_by_reason["signature-invalid"] == 1
+
+
+# ---------------------------------------------------------------------------- text
+
+
+def test_invalid_utf8_is_unreadable_in_a_line_and_in_a_signed_body(tmp_path):
+    """Bytes that are not UTF-8, in a line or in a validly signed base64 body, are `unreadable` rejects."""
+    body = GOOD.encode().replace(b"department.deleted", b"department.\xff\xfe")
+    signed = {"headers": {"x-siqsignature": sign(body)}, "body_base64": base64.b64encode(body).decode()}
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(GOOD.encode().replace(b"55778119", b"5577\xc3\x28") + b"\n" + json.dumps(signed).encode() + b"\n")
+    report, rejects = convert(path, tmp_path / "out", keys=KEY_A, allow_unsigned=True)
+    assert report.rejected_by_reason["unreadable"] == 2
+    assert all("invalid UTF-8 at byte" in row["detail"] for row in rejects)
+
+
+# ---------------------------------------------------------------------------- files
+
+
+EMPTY = {
+    "a.jsonl": b"",
+    "b.json": b"",
+    "c.json": b"[]",
+    "d.jsonl": b"\n \n\r\n",
+    "e.jsonl.gz": b"",
+    "f.jsonl.gz": gzip.compress(b""),
+    "g.jsonl.zst": b"",
+    "h.jsonl.zst": zstandard.ZstdCompressor().compress(b""),
+}
+
+
+def test_empty_files_read_nothing(tmp_path):
+    """Empty files, empty arrays, blank lines and empty compressed streams give no record and no error."""
+    (tmp_path / "in").mkdir()
+    for name, content in EMPTY.items():
+        (tmp_path / "in" / name).write_bytes(content)
+    report, _ = convert(tmp_path / "in", tmp_path / "out")
+    assert (report.files, report.records_read, report.blank_lines) == (len(EMPTY), 0, 3)
