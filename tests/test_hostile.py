@@ -33,6 +33,40 @@ def convert(archive: Path, out: Path, **options) -> tuple[siq_schemas.pipeline.R
     return report, rejects
 
 
+def nested(depth: int) -> object:
+    """A value of ``depth`` nested arrays."""
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def deep_text(depth: int) -> str:
+    return "[" * depth + "1" + "]" * depth
+
+
+# ---------------------------------------------------------------------------- nesting
+
+
+def test_nesting_deeper_than_the_limit_is_unreadable(tmp_path):
+    """JSON nested deeper than max_depth (64) is `unreadable`, in a bare line as in a signed body, however deep."""
+    records = []
+    for depth in (65, 900, 100_000):
+        text = f'{{"event": "department.deleted", "x": {deep_text(depth)}}}'
+        records += [text, {"headers": {"x-siqsignature": sign(text.encode())}, "body": text}]
+    report, rejects = convert(write_lines(tmp_path / "a.jsonl", records), tmp_path / "out", keys=KEY_A)
+    assert report.rejected_by_reason["unreadable"] == report.records_read == 6
+    assert all(row["detail"] == "nested deeper than 64 levels (max_depth)" for row in rejects)
+
+
+def test_nesting_up_to_the_limit_is_read(tmp_path):
+    """A payload whose extra property nests 64 levels in all is accepted and kept in events.entity."""
+    payload = dict(DEPARTMENT_DELETED, entity={"deep": nested(62)})
+    report, _ = convert(write_lines(tmp_path / "a.jsonl", [payload]), tmp_path / "out")
+    assert report.events_written == 1
+    assert json.loads(siq_schemas.read_table(tmp_path / "out", "events")["entity"][0]) == payload["entity"]
+
+
 # ---------------------------------------------------------------------------- numbers and literals
 
 
@@ -108,6 +142,17 @@ def test_invalid_utf8_is_unreadable_in_a_line_and_in_a_signed_body(tmp_path):
     report, rejects = convert(path, tmp_path / "out", keys=KEY_A, allow_unsigned=True)
     assert report.rejected_by_reason["unreadable"] == 2
     assert all("invalid UTF-8 at byte" in row["detail"] for row in rejects)
+
+
+def test_lone_surrogates_are_unreadable(tmp_path):
+    """A lone UTF-16 surrogate escape is not text: `unreadable`, bare or in a body, with a message that says so."""
+    records = []
+    for escape in ("\\ud800", "\\udfff", "\\ud800x", "\\ud800\\u0041"):
+        text = GOOD.replace("55778119", escape)
+        records += [text, delivery(text, key=None)]
+    report, rejects = convert(write_lines(tmp_path / "a.jsonl", records), tmp_path / "out")
+    assert report.rejected_by_reason["unreadable"] == 8
+    assert all("lone surrogate" in row["detail"] for row in rejects)
 
 
 # ---------------------------------------------------------------------------- files
