@@ -40,7 +40,7 @@ from .dedupe import event_key
 from .exceptions import PayloadInvalid, SignatureMissing, SiqSchemasError, Unreadable
 from .flatten import CONVERT, Rows, received_at_ms
 from .keys import Keyring, as_keyring, load_keys
-from .read import Record, expand, read_records
+from .read import LIMITS, Limits, Record, expand, read_records
 from .tables import TABLES
 from .validate import validate
 from .verify import record_key
@@ -112,6 +112,7 @@ class _Task:
     stage: str
     size: int
     buckets: int = 1
+    limits: Limits = LIMITS
 
 
 @dataclass
@@ -128,6 +129,9 @@ def convert(
     allow_unsigned: bool = False,
     workers: int | None = None,
     progress: bool = False,
+    max_record_bytes: int = LIMITS.max_record_bytes,
+    max_depth: int = LIMITS.max_depth,
+    max_ratio: int = LIMITS.max_ratio,
 ) -> Report:
     """Convert an archive to the Parquet tables of ``out``; return the :class:`Report`.
 
@@ -137,8 +141,13 @@ def convert(
     payloads need ``allow_unsigned=True`` when keys are given. Running again
     over the same or a grown archive adds only what is new; the result equals
     a fresh conversion of everything. ``workers`` defaults to the CPU count.
+
+    A record longer than ``max_record_bytes``, nested deeper than ``max_depth``,
+    or in a compressed file expanding more than ``max_ratio`` times is an
+    ``unreadable`` reject (see :class:`~siq_schemas.read.Limits`).
     """
     started = time.perf_counter()
+    limits = Limits(max_record_bytes, max_depth, max_ratio)
     if isinstance(sources, str | os.PathLike):
         sources = [sources]
     paths = expand(sources)
@@ -150,7 +159,7 @@ def convert(
     try:
         tasks, inputs = _plan(paths, previous, keyring, allow_unsigned, temp / "_stage", report)
         buckets = _buckets(tasks, out_path if previous else None)
-        tasks = [replace(task, buckets=buckets) for task in tasks]
+        tasks = [replace(task, buckets=buckets, limits=limits) for task in tasks]
         if previous is not None and not tasks:  # nothing new: the output stays as it is
             shutil.rmtree(temp)
             report.tables = dict(previous["tables"])
@@ -316,7 +325,7 @@ def _stage_file(task: _Task) -> _FileResult:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        for record in read_records(task.path):
+        for record in read_records(task.path, task.limits):
             result.lines = max(result.lines, record.line)
             if record.line <= task.skip_lines:
                 continue
@@ -324,7 +333,7 @@ def _stage_file(task: _Task) -> _FileResult:
                 result.counts["blank"] += 1
                 continue
             try:
-                payload, delivery = _accept(record, keyring, task.allow_unsigned)
+                payload, delivery = _accept(record, keyring, task.allow_unsigned, task.limits.max_depth)
             except SiqSchemasError as error:
                 result.counts[error.code] += 1
                 rejects.add(record, error)
@@ -340,7 +349,9 @@ def _stage_file(task: _Task) -> _FileResult:
     return result
 
 
-def _accept(record: Record, keyring: Keyring | None, allow_unsigned: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+def _accept(
+    record: Record, keyring: Keyring | None, allow_unsigned: bool, max_depth: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The payload and delivery facts of an acceptable record; raise the reject's error otherwise."""
     if record.error is not None:
         raise record.error
@@ -354,7 +365,7 @@ def _accept(record: Record, keyring: Keyring | None, allow_unsigned: bool) -> tu
         raise SignatureMissing("bare payload without a signature (use --allow-unsigned to accept it)")
     else:
         status = "unsigned" if keyring is not None else "unverified"
-    payload = record.parse()
+    payload = record.parse(max_depth)
     validate(payload)
     webhook = payload.get("webhook")
     delivery = {

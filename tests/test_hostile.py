@@ -10,16 +10,21 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import tracemalloc
+import zlib
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import zstandard
 
 import siq_schemas
+from siq_schemas.read import RAW_PREFIX, Limits, read_records
 from tests.conftest import DEPARTMENT_DELETED, KEYS, delivery, sign, write_lines
 from tests.test_convert import envelope
 
 KEY_A = KEYS / "key_a_public.pem"
+SAMPLE = Path(__file__).parent.parent / "data" / "sample"
 GOOD = json.dumps(DEPARTMENT_DELETED)
 
 
@@ -45,6 +50,56 @@ def deep_text(depth: int) -> str:
     return "[" * depth + "1" + "]" * depth
 
 
+# ---------------------------------------------------------------------------- record size
+
+
+def test_an_oversized_line_is_streamed_past_and_rejected_with_a_prefix(tmp_path):
+    """A line over max_record_bytes is an `unreadable` reject keeping its first bytes; its neighbours are read."""
+    path = tmp_path / "a.jsonl"
+    big = b'{"event": "' + b"x" * (3 << 20) + b'"}'
+    path.write_bytes(f"{GOOD}\n".encode() + big + f"\n{GOOD}\n".encode())
+    report, rejects = convert(path, tmp_path / "out", max_record_bytes=1 << 20)
+    assert (report.records_read, report.events_written, report.duplicates) == (3, 1, 1)
+    (row,) = rejects
+    assert (row["reason"], row["line"]) == ("unreadable", 2)
+    assert row["detail"] == f"line of {len(big):,} bytes, over the limit of {1 << 20:,} (max_record_bytes)"
+    assert row["raw"] == big[:RAW_PREFIX]
+
+
+def test_an_oversized_line_is_never_held_in_memory(tmp_path):
+    """Reading a 40 MiB line with a 1 MiB limit never holds more than a few MiB."""
+    path = tmp_path / "a.jsonl"
+    with path.open("wb") as handle:
+        for _ in range(40):
+            handle.write(b" " * (1 << 20))
+        handle.write(b"x\n" + GOOD.encode() + b"\n")
+    tracemalloc.start()
+    try:
+        kinds = [record.kind for record in read_records(path, Limits(max_record_bytes=1 << 20))]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert kinds == ["unreadable", "bare"]
+    assert peak < 8 << 20
+
+
+def test_a_line_at_the_limit_is_read(tmp_path):
+    """A record of exactly max_record_bytes is read; one byte more is rejected."""
+    line = json.dumps(dict(DEPARTMENT_DELETED, note="x" * 1000))
+    path = write_lines(tmp_path / "a.jsonl", [line])
+    assert [r.kind for r in read_records(path, Limits(max_record_bytes=len(line)))] == ["bare"]
+    assert [r.kind for r in read_records(path, Limits(max_record_bytes=len(line) - 1))] == ["unreadable"]
+
+
+def test_an_oversized_json_document_is_one_reject(tmp_path):
+    """A .json file larger than max_record_bytes is one `unreadable` reject, not read into memory whole."""
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps([DEPARTMENT_DELETED] * 200))
+    report, rejects = convert(path, tmp_path / "out", max_record_bytes=4096)
+    assert report.rejected_by_reason["unreadable"] == report.records_read == 1
+    assert "over the limit of 4,096" in rejects[0]["detail"] and len(rejects[0]["raw"]) <= RAW_PREFIX
+
+
 # ---------------------------------------------------------------------------- nesting
 
 
@@ -65,6 +120,66 @@ def test_nesting_up_to_the_limit_is_read(tmp_path):
     report, _ = convert(write_lines(tmp_path / "a.jsonl", [payload]), tmp_path / "out")
     assert report.events_written == 1
     assert json.loads(siq_schemas.read_table(tmp_path / "out", "events")["entity"][0]) == payload["entity"]
+
+
+# ---------------------------------------------------------------------------- compression
+
+
+def bomb(suffix: str, size: int) -> bytes:
+    """``size`` zero bytes compressed (gzip level 9 or zstd): they expand more than 1000 times."""
+    zeros = b"\0" * (1 << 20)
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31) if suffix == ".gz" else zstandard.ZstdCompressor().compressobj()
+    return b"".join(packer.compress(zeros) for _ in range(size >> 20)) + packer.flush()
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".zst"])
+def test_a_decompression_bomb_is_stopped_and_its_readable_part_kept(tmp_path, suffix):
+    """A file expanding over max_ratio (past a floor) keeps its records, then one reject naming the offset."""
+    packer = gzip.compress if suffix == ".gz" else zstandard.ZstdCompressor().compress
+    head = packer(f"{GOOD}\n{GOOD}\n".encode())
+    path = tmp_path / f"a.jsonl{suffix}"
+    path.write_bytes(head + bomb(suffix, 64 << 20))
+    records = list(read_records(path, Limits(ratio_floor=4 << 20)))
+    assert [r.kind for r in records] == ["bare", "bare", "unreadable"]
+    message = records[-1].error.message
+    assert message.startswith("expands over 1,000 times its compressed size (a decompression bomb?) at byte ")
+    assert message.endswith(": the rest of the file is not read")
+    assert int(message.split("at byte ")[1].split(":")[0].replace(",", "")) > len(head)
+    assert records[-1].raw == b"\0" * len(records[-1].raw) and len(records[-1].raw) <= RAW_PREFIX
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".zst"])
+def test_a_bomb_in_a_convert_run_is_one_reject(tmp_path, suffix):
+    """convert with the default limits stops a 128 MiB bomb at 64 MiB: one `unreadable` reject, the identity holds."""
+    path = tmp_path / f"a.jsonl{suffix}"
+    path.write_bytes(bomb(suffix, 128 << 20))
+    report, rejects = convert(path, tmp_path / "out")
+    assert report.rejected_by_reason["unreadable"] == report.records_read == 1
+    assert "decompression bomb" in rejects[0]["detail"]
+
+
+def test_signed_archives_are_far_from_the_ratio_guard():
+    """Every compressed file of the shipped sample (signed deliveries) expands under 10 times: the guard is at 1000."""
+    files = sorted(SAMPLE.glob("deliveries/*.jsonl.*"))
+    assert files
+    for path in files:
+        expanded = sum(len(record.raw) + 1 for record in read_records(path))
+        assert expanded < 10 * path.stat().st_size, path
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".zst"])
+def test_a_truncated_file_keeps_its_readable_part_and_the_broken_line(tmp_path, suffix):
+    """A truncated .gz/.zst: whole lines are read; the rest is one reject naming the offset, partial line kept."""
+    lines = [json.dumps(dict(DEPARTMENT_DELETED, entity_id=str(i))) for i in range(3000)]
+    data = ("\n".join(lines) + "\n").encode()
+    packed = gzip.compress(data) if suffix == ".gz" else zstandard.ZstdCompressor().compress(data)
+    path = tmp_path / f"a.jsonl{suffix}"
+    path.write_bytes(packed[: len(packed) * 2 // 3])
+    report, rejects = convert(path, tmp_path / "out")
+    (row,) = rejects
+    assert report.events_written == report.records_read - 1 == row["line"] - 1
+    assert row["source"] == str(path) and "at byte" in row["detail"]
+    assert row["raw"] and data.split(b"\n")[row["line"] - 1].startswith(row["raw"])
 
 
 # ---------------------------------------------------------------------------- numbers and literals
