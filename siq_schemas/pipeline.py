@@ -22,7 +22,7 @@ import shutil
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import ExitStack, nullcontext
 from dataclasses import asdict, dataclass, field, replace
@@ -120,6 +120,7 @@ class _FileResult:
     input: str  # the file's key in the manifest's inputs
     lines: int = 0
     counts: Counter[str] = field(default_factory=Counter)
+    unopened: bool = False  # the file could not be opened: read it again next run
 
 
 def convert(
@@ -144,7 +145,8 @@ def convert(
 
     A record longer than ``max_record_bytes``, nested deeper than ``max_depth``,
     or in a compressed file expanding more than ``max_ratio`` times is an
-    ``unreadable`` reject (see :class:`~siq_schemas.read.Limits`).
+    ``unreadable`` reject (see :class:`~siq_schemas.read.Limits`). A file that
+    cannot be opened is one ``unreadable`` reject, and is read again next run.
     """
     started = time.perf_counter()
     limits = Limits(max_record_bytes, max_depth, max_ratio)
@@ -214,7 +216,13 @@ def _plan(
     for index, path in enumerate(paths):
         key = str(path.resolve())  # one key however the path was spelled (relative, .., links)
         old = known.get(key)
-        size, digest, prefix_digest = _fingerprint(path, old["size"] if old else None)
+        try:
+            size, digest, prefix_digest = _fingerprint(path, old["size"] if old else None)
+        except Unreadable:  # staged as one reject, and not again while it stays unreadable
+            if old and old["sha256"] is None:
+                report.files_unchanged += 1
+                continue
+            size, digest, prefix_digest = 0, None, None
         entry = {"path": key, "size": size, "sha256": digest, "lines": 0}
         if old and old["size"] == size and old["sha256"] == digest:
             report.files_unchanged += 1
@@ -241,7 +249,7 @@ def _buckets(tasks: list[_Task], previous: Path | None) -> int:
     return buckets
 
 
-def _fingerprint(path: Path, prefix: int | None) -> tuple[int, str, str | None]:
+def _fingerprint(path: Path, prefix: int | None) -> tuple[int, str | None, str | None]:
     """Size and SHA-256 of a file, and the SHA-256 of its first ``prefix`` bytes."""
     digest = hashlib.sha256()
     prefix_digest = None
@@ -325,9 +333,9 @@ def _stage_file(task: _Task) -> _FileResult:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        for record in read_records(task.path, task.limits):
+        for record in _records(task, result):
             result.lines = max(result.lines, record.line)
-            if record.line <= task.skip_lines:
+            if 0 < record.line <= task.skip_lines:  # line 0: the file could not be opened
                 continue
             if record.kind == "blank":
                 result.counts["blank"] += 1
@@ -347,6 +355,15 @@ def _stage_file(task: _Task) -> _FileResult:
         if collecting:
             gc.enable()
     return result
+
+
+def _records(task: _Task, result: _FileResult) -> Iterator[Record]:
+    """The records of a task's file, or one ``unreadable`` record when it cannot be opened (gone since planned)."""
+    try:
+        yield from read_records(task.path, task.limits)
+    except Unreadable as error:  # raised only when the file cannot be opened
+        result.unopened = True
+        yield Record(task.path, 0, b"", "unreadable", error=error)
 
 
 def _accept(
@@ -416,6 +433,8 @@ def _tally(results: list[_FileResult], inputs: dict[str, dict[str, Any]], report
     for result in results:
         totals.update(result.counts)
         inputs[result.input]["lines"] = result.lines
+        if result.unopened:  # nothing of it was read: next run reads it whatever it holds
+            inputs[result.input].update(size=0, sha256=None)
     report.blank_lines = totals["blank"]
     report.rejected_by_reason = {reason: totals[reason] for reason in REASONS}
     report.rejected = sum(report.rejected_by_reason.values())

@@ -102,15 +102,16 @@ def expand(sources: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """The files of an archive, in a stable order, each once.
 
     Directories are walked recursively for files with one of :data:`SUFFIXES`
-    (skipping names that start with ``_`` or ``.``); a source that does not
-    exist is taken as a glob pattern. Raises
-    :class:`Unreadable` for a source that matches nothing.
+    (skipping names that start with ``_`` or ``.``); a folder in them that
+    cannot be listed is kept in the list, so that reading it says why rather
+    than its files being skipped unseen. A source that does not exist is taken
+    as a glob pattern. Raises :class:`Unreadable` for a source that matches nothing.
     """
     files: dict[Path, None] = {}
     for source in sources:
         path = Path(source)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and _wanted(p.relative_to(path)))
+            found = _walk(path)
         elif path.exists():
             found = [path]
         elif glob.has_magic(str(source)):
@@ -126,13 +127,23 @@ def expand(sources: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return list(files)
 
 
-def _wanted(relative: Path) -> bool:
-    """Whether a file found by walking a directory is input: a known suffix, and no part named ``_*`` or ``.*``.
+def _walk(root: Path) -> list[Path]:
+    """The input files below ``root`` and the folders that could not be listed, sorted.
 
-    Like pyarrow datasets, a walk skips ``_manifest.json``, ``_expected.json``,
-    ``.git/`` and the like; name such a file explicitly to read it.
+    Like pyarrow datasets, a walk skips names that start with ``_`` or ``.``
+    (``_manifest.json``, ``_expected.json``, ``.git/``); name such a file
+    explicitly to read it.
     """
-    return relative.name.endswith(SUFFIXES) and not any(part.startswith(("_", ".")) for part in relative.parts)
+    found: list[Path] = []
+
+    def unlisted(error: OSError) -> None:
+        found.append(Path(error.filename))
+
+    for folder, folders, names in os.walk(root, onerror=unlisted):
+        folders[:] = [name for name in folders if not name.startswith(("_", "."))]
+        wanted = (Path(folder, name) for name in names if name.endswith(SUFFIXES) and not name.startswith(("_", ".")))
+        found.extend(path for path in wanted if path.is_file())
+    return sorted(found)
 
 
 #: The limits of a run that sets none.
@@ -150,6 +161,8 @@ def read_records(path: str | os.PathLike[str], limits: Limits = LIMITS) -> Itera
     """
     source = str(path)
     name = source.removesuffix(".gz").removesuffix(".zst")
+    if os.path.isdir(source):  # a folder that :func:`expand` could not list
+        raise Unreadable(_unlisted(source), source)
     try:
         raw = open(source, "rb")  # noqa: SIM115 - closed below, also when the consumer stops early
     except OSError as error:
@@ -157,6 +170,15 @@ def read_records(path: str | os.PathLike[str], limits: Limits = LIMITS) -> Itera
     with raw:
         chunks = _decompressed(raw, source, limits)
         yield from (_json_file if name.endswith(JSON_SUFFIXES) else _lines_file)(chunks, source, limits)
+
+
+def _unlisted(folder: str) -> str:
+    """Why a folder that :func:`expand` could not list is unreadable."""
+    try:
+        os.listdir(folder)
+    except OSError as error:
+        return f"cannot list the folder ({error.strerror or error})"
+    return "a folder, not a file"
 
 
 #: Bytes read from a file at a time, and the most a decompressed chunk holds.

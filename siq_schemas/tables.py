@@ -379,7 +379,7 @@ TABLES: dict[str, Table] = {
             "rejected record",
             (
                 Column("source", "text", "The file."),
-                Column("line", "int", "The line (or item of a .json array), from 1."),
+                Column("line", "int", "The line (or item of a .json array), from 1; 0 for a file that cannot be read."),
                 Column(
                     "reason",
                     "text",
