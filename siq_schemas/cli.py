@@ -2,7 +2,8 @@
 
 Library errors become one-line messages here and nowhere else. Exit codes:
 0 success, 1 a check found problems (invalid payloads, bad signatures),
-2 usage or input/output errors.
+2 usage or input/output errors (an output that cannot be written, a full
+disk, a worker process killed), 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -185,7 +186,8 @@ def convert_command(
     SOURCES are files, directories or glob patterns. Verifies signatures with
     --keys, validates, deduplicates retries and writes one Parquet dataset per
     table plus _manifest.json. Running again adds only what is new. Exits 0
-    when every record is accounted for (rejects included).
+    when every record is accounted for (rejects included), 2 when the output
+    cannot be written (the previous output is kept), 130 when interrupted.
     """
     from .pipeline import convert  # pyarrow and duckdb load only for this command
 

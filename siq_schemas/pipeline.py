@@ -24,6 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -58,6 +60,12 @@ class AccountingError(SiqSchemasError, AssertionError):
     """records_read != events_written + duplicates + rejected: a record went missing (a bug)."""
 
     code = "accounting"
+
+
+class RunFailed(SiqSchemasError, RuntimeError):
+    """The run stopped part-way for a reason outside it (a worker process was killed); the output is as it was."""
+
+    code = "run-failed"
 
 
 @dataclass
@@ -147,6 +155,10 @@ def convert(
     or in a compressed file expanding more than ``max_ratio`` times is an
     ``unreadable`` reject (see :class:`~siq_schemas.read.Limits`). A file that
     cannot be opened is one ``unreadable`` reject, and is read again next run.
+
+    Raises :class:`~siq_schemas.write.OutputError` when the output cannot be
+    written (a full disk, a folder without write permission) and
+    ``KeyboardInterrupt`` when interrupted; the previous output is then as it was.
     """
     started = time.perf_counter()
     limits = Limits(max_record_bytes, max_depth, max_ratio)
@@ -183,10 +195,36 @@ def convert(
         shutil.rmtree(temp / "_stage", ignore_errors=True)
         shutil.rmtree(temp / "_spill", ignore_errors=True)
         write.commit(temp, out_path)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(temp, ignore_errors=True)
+        failure = _failure(error, out_path) if isinstance(error, Exception) else None
+        if failure is not None:
+            raise failure from error
         raise
     return report
+
+
+def _failure(error: Exception, out: Path) -> BaseException | None:
+    """What a run that stopped part-way raises instead of ``error`` (None: ``error`` itself).
+
+    DuckDB turns Ctrl-C into an error of its own: it is an interrupt again. A
+    full disk or a folder that cannot be written (an ``OSError``, or DuckDB's
+    I/O, transaction, memory or fatal errors) is an
+    :class:`~siq_schemas.write.OutputError`, a worker that died a
+    :class:`RunFailed`: one clear line, not a traceback.
+    """
+    if isinstance(error, duckdb.InterruptException) or (
+        isinstance(error, RuntimeError) and str(error) == "Query interrupted"
+    ):
+        return KeyboardInterrupt()
+    if isinstance(error, SiqSchemasError):
+        return None
+    if isinstance(error, BrokenProcessPool):
+        return RunFailed("a worker process died (killed, or out of memory?); the previous output is unchanged")
+    if isinstance(error, OSError | duckdb.OperationalError | duckdb.FatalException | duckdb.PermissionException):
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error).strip().splitlines()[0]
+        return write.OutputError(f"{out}: cannot write the new output ({reason}); the previous output is unchanged")
+    return None
 
 
 def read_table(out: str | os.PathLike[str], name: str) -> Any:
@@ -286,6 +324,7 @@ def _run(tasks: list[_Task], workers: int, progress: bool) -> list[_FileResult]:
         if workers > 1 and len(tasks) > 1 and total >= PARALLEL_BYTES:
             method = "fork" if "fork" in get_all_start_methods() else "spawn"
             pool = stack.enter_context(ProcessPoolExecutor(min(workers, len(tasks)), mp_context=get_context(method)))
+            stack.callback(pool.shutdown, cancel_futures=True)  # on an error, queued files are not started
             futures = {pool.submit(_stage_file, task): task for task in tasks}
             staged = ((futures[future], future.result()) for future in as_completed(futures))
         else:
