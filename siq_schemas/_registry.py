@@ -2,7 +2,8 @@
 
 Every file of ``siq_schemas/schemas/`` is one resource of a
 :class:`referencing.Registry`, keyed by its ``$id``. Nothing is ever fetched:
-a ``$ref`` outside the shipped files is an error. Strict variants are derived
+a ``$ref`` outside the shipped files is an error (jsonschema-rs, which would
+fetch ``http(s)`` references by default, gets a retriever that refuses). Strict variants are derived
 from the lenient ones (every object that lists ``properties`` gets
 ``unevaluatedProperties: false``), so the two can never disagree on anything
 but unknown properties.
@@ -89,7 +90,10 @@ class Validators:
         self.strict = strict
         resources = [(doc["$id"], doc) for doc in _documents(strict).values()]
         self.fast = jsonschema_rs.Draft202012Validator(
-            schema, registry=jsonschema_rs.Registry(resources), validate_formats=False
+            schema,
+            registry=jsonschema_rs.Registry(resources, retriever=_refuse),
+            retriever=_refuse,
+            validate_formats=False,
         )
 
     @cached_property
@@ -98,6 +102,11 @@ class Validators:
         import jsonschema
 
         return jsonschema.Draft202012Validator(self.schema, registry=registry(self.strict))
+
+
+def _refuse(uri: str) -> Any:
+    """The retriever of the compiled validators: a ``$ref`` outside the shipped schemas is never fetched."""
+    raise LookupError(f"{uri} is not a shipped schema; remote references are never fetched")
 
 
 @cache

@@ -2,7 +2,8 @@
 
 Library errors become one-line messages here and nowhere else. Exit codes:
 0 success, 1 a check found problems (invalid payloads, bad signatures),
-2 usage or input/output errors.
+2 usage or input/output errors (an output that cannot be written, a full
+disk, a worker process killed), 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from .exceptions import (
     Unreadable,
 )
 from .keys import load_keys
-from .read import Record, expand, read_records
+from .read import LIMITS, Record, expand, read_records
 from .sample import MIN_EVENTS, write_sample
 from .validate import validate
 from .verify import record_key
@@ -146,6 +147,11 @@ def _verify_counts(name: str, counts: Counter[str], by_key: Counter[str]) -> str
     )
 
 
+def _limit(name: str, default: int, text: str) -> Any:
+    """A limit option of `siq convert`: a positive integer, its default shown in the help."""
+    return click.option(name, type=click.IntRange(min=1), default=default, show_default=True, help=text)
+
+
 @cli.command("convert")
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="The output folder.")
@@ -161,6 +167,9 @@ def _verify_counts(name: str, counts: Counter[str], by_key: Counter[str]) -> str
 @click.option("--workers", "-j", type=click.IntRange(min=1), help="Processes to use (default: one per CPU).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@_limit("--max-record-bytes", LIMITS.max_record_bytes, "A longer line or .json file is an unreadable reject.")
+@_limit("--max-depth", LIMITS.max_depth, "JSON nested deeper is an unreadable reject.")
+@_limit("--max-ratio", LIMITS.max_ratio, "A compressed file expanding more (past 64 MiB) is rejected from there.")
 def convert_command(
     sources: tuple[str, ...],
     out: str,
@@ -169,13 +178,17 @@ def convert_command(
     workers: int | None,
     quiet: bool,
     as_json: bool,
+    max_record_bytes: int,
+    max_depth: int,
+    max_ratio: int,
 ) -> int:
     """Convert an archive of deliveries (SOURCES) to Parquet tables in --out.
 
     SOURCES are files, directories or glob patterns. Verifies signatures with
     --keys, validates, deduplicates retries and writes one Parquet dataset per
     table plus _manifest.json. Running again adds only what is new. Exits 0
-    when every record is accounted for (rejects included).
+    when every record is accounted for (rejects included), 2 when the output
+    cannot be written (the previous output is kept), 130 when interrupted.
     """
     from .pipeline import convert  # pyarrow and duckdb load only for this command
 
@@ -187,6 +200,9 @@ def convert_command(
         allow_unsigned=allow_unsigned,
         workers=workers,
         progress=not quiet and sys.stderr.isatty(),
+        max_record_bytes=max_record_bytes,
+        max_depth=max_depth,
+        max_ratio=max_ratio,
     )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))

@@ -40,13 +40,23 @@ def _bool(value: Any) -> bool | None:
     return {"true": True, "false": False}.get(value) if isinstance(value, str) else None
 
 
-def _int(value: Any) -> int | None:
-    """An integer (or string of digits) that fits 64 bits; also epoch milliseconds for timestamps."""
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and INT64[0] <= value <= INT64[1]:
-        return value
-    return None
+def _integers(low: int, high: int) -> Callable[[Any], int | None]:
+    """The converter of integers (or strings of digits) from ``low`` to ``high``; None for anything else."""
+
+    def convert(value: Any) -> int | None:
+        if isinstance(value, str) and value.isdigit():
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
+            return value
+        return None
+
+    return convert
+
+
+#: Epoch milliseconds of years 1 to 9999: the times Python, pandas and DuckDB all represent.
+TIMES = (-62_135_596_800_000, 253_402_300_799_999)
+#: Integers that fit 64 bits; epoch milliseconds of the years 1 to 9999 (later ones fail the merge's arithmetic).
+_int, _time = _integers(*INT64), _integers(*TIMES)
 
 
 def _text(value: Any) -> str | None:
@@ -79,7 +89,7 @@ CONVERT: dict[str, Callable[[Any], Any]] = {
     "id": _id,
     "text": _text,
     "json": _json,
-    "time": _int,
+    "time": _time,
     "bool": _bool,
     "int": _int,
     "ids": _ids,
@@ -152,7 +162,7 @@ def _extractor(table: Table) -> Callable[[dict[str, Any], str, int], tuple[Any, 
     one tuple (columns are made by transposing rows): flattening is the hot
     loop of the batch job. Column 0 (``event_key``) is the caller's ``key``.
     """
-    namespace: dict[str, Any] = {"EMPTY": {}, "dict": dict, "int": int, "str": str, "LOW": INT64[0], "HIGH": INT64[1]}
+    namespace: dict[str, Any] = {"EMPTY": {}, "dict": dict, "int": int, "str": str}
     lines = ["def extract(p, key, position):"]
     values = ["key"]
     objects: dict[tuple[str, ...], str] = {(): "p"}
@@ -175,8 +185,9 @@ def _extractor(table: Table) -> Callable[[dict[str, Any], str, int], tuple[Any, 
         if column.kind in ("id", "text"):  # most values are already strings or absent: no call for them
             values.append(f"(v{index} if v{index} is None or v{index}.__class__ is str else convert{index}(v{index}))")
         elif column.kind in ("int", "time"):  # integers in range need no call either
+            low, high = INT64 if column.kind == "int" else TIMES
             values.append(
-                f"(v{index} if v{index}.__class__ is int and LOW <= v{index} <= HIGH"
+                f"(v{index} if v{index}.__class__ is int and {low} <= v{index} <= {high}"
                 f" else None if v{index} is None else convert{index}(v{index}))"
             )
         else:

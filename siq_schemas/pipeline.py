@@ -22,8 +22,9 @@ import shutil
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -41,7 +43,7 @@ from .drift import Drift
 from .exceptions import PayloadInvalid, SignatureMissing, SiqSchemasError, Unreadable
 from .flatten import CONVERT, Rows, received_at_ms
 from .keys import Keyring, as_keyring, load_keys
-from .read import Record, expand, read_records
+from .read import LIMITS, Limits, Record, expand, read_records
 from .tables import TABLES
 from .validate import validate
 from .verify import record_key
@@ -63,6 +65,12 @@ class AccountingError(SiqSchemasError, AssertionError):
     """records_read != events_written + duplicates + rejected: a record went missing (a bug)."""
 
     code = "accounting"
+
+
+class RunFailed(SiqSchemasError, RuntimeError):
+    """The run stopped part-way for a reason outside it (a worker process was killed); the output is as it was."""
+
+    code = "run-failed"
 
 
 @dataclass
@@ -123,6 +131,7 @@ class _Task:
     stage: str
     size: int
     buckets: int = 1
+    limits: Limits = LIMITS
 
 
 @dataclass
@@ -132,6 +141,7 @@ class _FileResult:
     counts: Counter[str] = field(default_factory=Counter)
     drift: Drift = field(default_factory=Drift)
     resumed: bool = False  # only the lines after the previous run's were read
+    unopened: bool = False  # the file could not be opened: read it again next run
 
 
 def convert(
@@ -141,6 +151,9 @@ def convert(
     allow_unsigned: bool = False,
     workers: int | None = None,
     progress: bool = False,
+    max_record_bytes: int = LIMITS.max_record_bytes,
+    max_depth: int = LIMITS.max_depth,
+    max_ratio: int = LIMITS.max_ratio,
 ) -> Report:
     """Convert an archive to the Parquet tables of ``out``; return the :class:`Report`.
 
@@ -150,8 +163,18 @@ def convert(
     payloads need ``allow_unsigned=True`` when keys are given. Running again
     over the same or a grown archive adds only what is new; the result equals
     a fresh conversion of everything. ``workers`` defaults to the CPU count.
+
+    A record longer than ``max_record_bytes``, nested deeper than ``max_depth``,
+    or in a compressed file expanding more than ``max_ratio`` times is an
+    ``unreadable`` reject (see :class:`~siq_schemas.read.Limits`). A file that
+    cannot be opened is one ``unreadable`` reject, and is read again next run.
+
+    Raises :class:`~siq_schemas.write.OutputError` when the output cannot be
+    written (a full disk, a folder without write permission) and
+    ``KeyboardInterrupt`` when interrupted; the previous output is then as it was.
     """
     started = time.perf_counter()
+    limits = Limits(max_record_bytes, max_depth, max_ratio)
     if isinstance(sources, str | os.PathLike):
         sources = [sources]
     paths = expand(sources)
@@ -164,7 +187,7 @@ def convert(
         tasks, inputs = _plan(paths, previous, keyring, allow_unsigned, temp / "_stage", report)
         size = _merged_size(tasks, out_path if previous else None)
         buckets, ranges = _buckets(size), min(max(-(-size // RANGE_BYTES), 1), RANGES)
-        tasks = [replace(task, buckets=buckets) for task in tasks]
+        tasks = [replace(task, buckets=buckets, limits=limits) for task in tasks]
         if previous is not None and not tasks:  # nothing new: the output stays as it is
             shutil.rmtree(temp)
             report.tables = dict(previous["tables"])
@@ -191,10 +214,36 @@ def convert(
         shutil.rmtree(temp / "_stage", ignore_errors=True)
         shutil.rmtree(temp / "_spill", ignore_errors=True)
         write.commit(temp, out_path)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(temp, ignore_errors=True)
+        failure = _failure(error, out_path) if isinstance(error, Exception) else None
+        if failure is not None:
+            raise failure from error
         raise
     return report
+
+
+def _failure(error: Exception, out: Path) -> BaseException | None:
+    """What a run that stopped part-way raises instead of ``error`` (None: ``error`` itself).
+
+    DuckDB turns Ctrl-C into an error of its own: it is an interrupt again. A
+    full disk or a folder that cannot be written (an ``OSError``, or DuckDB's
+    I/O, transaction, memory or fatal errors) is an
+    :class:`~siq_schemas.write.OutputError`, a worker that died a
+    :class:`RunFailed`: one clear line, not a traceback.
+    """
+    if isinstance(error, duckdb.InterruptException) or (
+        isinstance(error, RuntimeError) and str(error) == "Query interrupted"
+    ):
+        return KeyboardInterrupt()
+    if isinstance(error, SiqSchemasError):
+        return None
+    if isinstance(error, BrokenProcessPool):
+        return RunFailed("a worker process died (killed, or out of memory?); the previous output is unchanged")
+    if isinstance(error, OSError | duckdb.OperationalError | duckdb.FatalException | duckdb.PermissionException):
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error).strip().splitlines()[0]
+        return write.OutputError(f"{out}: cannot write the new output ({reason}); the previous output is unchanged")
+    return None
 
 
 def read_table(out: str | os.PathLike[str], name: str) -> Any:
@@ -224,7 +273,13 @@ def _plan(
     for index, path in enumerate(paths):
         key = str(path.resolve())  # one key however the path was spelled (relative, .., links)
         old = known.get(key)
-        size, digest, prefix_digest = _fingerprint(path, old["size"] if old else None)
+        try:
+            size, digest, prefix_digest = _fingerprint(path, old["size"] if old else None)
+        except Unreadable:  # staged as one reject, and not again while it stays unreadable
+            if old and old["sha256"] is None:
+                report.files_unchanged += 1
+                continue
+            size, digest, prefix_digest = 0, None, None
         entry = {"path": key, "size": size, "sha256": digest, "lines": 0}
         if old and old["size"] == size and old["sha256"] == digest:
             report.files_unchanged += 1
@@ -256,7 +311,7 @@ def _buckets(size: int) -> int:
     return buckets
 
 
-def _fingerprint(path: Path, prefix: int | None) -> tuple[int, str, str | None]:
+def _fingerprint(path: Path, prefix: int | None) -> tuple[int, str | None, str | None]:
     """Size and SHA-256 of a file, and the SHA-256 of its first ``prefix`` bytes."""
     digest = hashlib.sha256()
     prefix_digest = None
@@ -293,6 +348,7 @@ def _run(tasks: list[_Task], workers: int, progress: bool) -> list[_FileResult]:
         if workers > 1 and len(tasks) > 1 and total >= PARALLEL_BYTES:
             method = "fork" if "fork" in get_all_start_methods() else "spawn"
             pool = stack.enter_context(ProcessPoolExecutor(min(workers, len(tasks)), mp_context=get_context(method)))
+            stack.callback(pool.shutdown, cancel_futures=True)  # on an error, queued files are not started
             futures = {pool.submit(_stage_file, task): task for task in tasks}
             staged = ((futures[future], future.result()) for future in as_completed(futures))
         else:
@@ -340,15 +396,15 @@ def _stage_file(task: _Task) -> _FileResult:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        for record in read_records(task.path):
+        for record in _records(task, result):
             result.lines = max(result.lines, record.line)
-            if record.line <= task.skip_lines:
+            if 0 < record.line <= task.skip_lines:  # line 0: the file could not be opened
                 continue
             if record.kind == "blank":
                 result.counts["blank"] += 1
                 continue
             try:
-                payload, delivery = _accept(record, keyring, task.allow_unsigned, result.drift)
+                payload, delivery = _accept(record, keyring, task.allow_unsigned, task.limits.max_depth, result.drift)
             except SiqSchemasError as error:
                 result.counts[error.code] += 1
                 rejects.add(record, error)
@@ -364,8 +420,17 @@ def _stage_file(task: _Task) -> _FileResult:
     return result
 
 
+def _records(task: _Task, result: _FileResult) -> Iterator[Record]:
+    """The records of a task's file, or one ``unreadable`` record when it cannot be opened (gone since planned)."""
+    try:
+        yield from read_records(task.path, task.limits)
+    except Unreadable as error:  # raised only when the file cannot be opened
+        result.unopened = True
+        yield Record(task.path, 0, b"", "unreadable", error=error)
+
+
 def _accept(
-    record: Record, keyring: Keyring | None, allow_unsigned: bool, found: Drift
+    record: Record, keyring: Keyring | None, allow_unsigned: bool, max_depth: int, found: Drift
 ) -> tuple[dict[str, Any], tuple[Any, ...]]:
     """The payload and delivery facts of an acceptable record; raise the reject's error otherwise.
 
@@ -386,7 +451,7 @@ def _accept(
         raise SignatureMissing("bare payload without a signature (use --allow-unsigned to accept it)")
     else:
         status = "unsigned" if keyring is not None else "unverified"
-    payload = record.parse()
+    payload = record.parse(max_depth)
     if not found.add(payload, record.source, record.line):
         validate(payload)  # raises the error that explains it
     webhook = payload.get("webhook")
@@ -437,6 +502,8 @@ def _tally(results: list[_FileResult], inputs: dict[str, dict[str, Any]], report
     for result in results:
         totals.update(result.counts)
         inputs[result.input]["lines"] = result.lines
+        if result.unopened:  # nothing of it was read: next run reads it whatever it holds
+            inputs[result.input].update(size=0, sha256=None)
     report.blank_lines = totals["blank"]
     report.rejected_by_reason = {reason: totals[reason] for reason in REASONS}
     report.rejected = sum(report.rejected_by_reason.values())

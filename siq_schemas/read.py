@@ -11,6 +11,12 @@ Everything is streamed: one line is in memory at a time. Lines split on
 ``\\n`` only, so a raw U+2028 inside a JSON string never breaks a line. A
 record that cannot be read becomes a record carrying an :class:`Unreadable`
 error, so the caller can reject it without losing it.
+
+Hostile input meets :class:`Limits` instead of exhausting memory: a line
+over ``max_record_bytes`` is streamed past (its first :data:`RAW_PREFIX`
+bytes kept), JSON nested deeper than ``max_depth`` is not taken, and a
+compressed file that expands more than ``max_ratio`` times is a
+decompression bomb, whose rest is one unreadable record naming the offset.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import base64
 import binascii
 import glob
 import os
+import re
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -28,7 +35,7 @@ from typing import IO, Any, Literal
 import zstandard
 
 from .exceptions import Unreadable
-from .parse import encode, loads
+from .parse import MAX_DEPTH, check_depth, encode, loads
 
 LINE_SUFFIXES = (".jsonl", ".ndjson")
 JSON_SUFFIXES = (".json",)
@@ -37,6 +44,26 @@ COMPRESSIONS = ("", ".gz", ".zst")
 SUFFIXES = tuple(kind + compression for kind in LINE_SUFFIXES + JSON_SUFFIXES for compression in COMPRESSIONS)
 
 Kind = Literal["delivery", "bare", "blank", "unreadable"]
+
+#: Bytes of an oversized or broken record kept as its ``raw``.
+RAW_PREFIX = 64 << 10
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What input may be before it is rejected as ``unreadable`` rather than read.
+
+    ``max_record_bytes`` bounds a line of JSON Lines and a whole ``.json``
+    document; ``max_depth`` bounds how deeply JSON arrays and objects nest; a
+    compressed file whose output grows past ``max_ratio`` times the input read
+    so far, once beyond ``ratio_floor`` bytes, is a decompression bomb (gzip
+    and zstd archives of JSON expand 5 to 50 times).
+    """
+
+    max_record_bytes: int = 8 << 20
+    max_depth: int = MAX_DEPTH
+    max_ratio: int = 1000
+    ratio_floor: int = 64 << 20
 
 
 @dataclass(slots=True)
@@ -58,15 +85,16 @@ class Record:
     payload: Any = None
     error: Unreadable | None = None
 
-    def parse(self) -> Any:
+    def parse(self, max_depth: int = MAX_DEPTH) -> Any:
         """The record's payload: parsed from the body of a delivery, as read for a bare payload.
 
-        Raises :class:`Unreadable` for a record that could not be read or whose body is not JSON.
+        Raises :class:`Unreadable` for a record that could not be read or whose body is not JSON
+        (or nests deeper than ``max_depth``).
         """
         if self.error is not None:
             raise self.error
         if self.kind == "delivery":
-            return loads(self.body or b"", self.source, self.line)
+            return loads(self.body or b"", self.source, self.line, max_depth)
         return self.payload
 
 
@@ -74,15 +102,16 @@ def expand(sources: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """The files of an archive, in a stable order, each once.
 
     Directories are walked recursively for files with one of :data:`SUFFIXES`
-    (skipping names that start with ``_`` or ``.``); a source that does not
-    exist is taken as a glob pattern. Raises
-    :class:`Unreadable` for a source that matches nothing.
+    (skipping names that start with ``_`` or ``.``); a folder in them that
+    cannot be listed is kept in the list, so that reading it says why rather
+    than its files being skipped unseen. A source that does not exist is taken
+    as a glob pattern. Raises :class:`Unreadable` for a source that matches nothing.
     """
     files: dict[Path, None] = {}
     for source in sources:
         path = Path(source)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and _wanted(p.relative_to(path)))
+            found = _walk(path)
         elif path.exists():
             found = [path]
         elif glob.has_magic(str(source)):
@@ -98,111 +127,195 @@ def expand(sources: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return list(files)
 
 
-def _wanted(relative: Path) -> bool:
-    """Whether a file found by walking a directory is input: a known suffix, and no part named ``_*`` or ``.*``.
+def _walk(root: Path) -> list[Path]:
+    """The input files below ``root`` and the folders that could not be listed, sorted.
 
-    Like pyarrow datasets, a walk skips ``_manifest.json``, ``_expected.json``,
-    ``.git/`` and the like; name such a file explicitly to read it.
+    Like pyarrow datasets, a walk skips names that start with ``_`` or ``.``
+    (``_manifest.json``, ``_expected.json``, ``.git/``); name such a file
+    explicitly to read it.
     """
-    return relative.name.endswith(SUFFIXES) and not any(part.startswith(("_", ".")) for part in relative.parts)
+    found: list[Path] = []
+
+    def unlisted(error: OSError) -> None:
+        found.append(Path(error.filename))
+
+    for folder, folders, names in os.walk(root, onerror=unlisted):
+        folders[:] = [name for name in folders if not name.startswith(("_", "."))]
+        wanted = (Path(folder, name) for name in names if name.endswith(SUFFIXES) and not name.startswith(("_", ".")))
+        found.extend(path for path in wanted if path.is_file())
+    return sorted(found)
 
 
-def read_records(path: str | os.PathLike[str]) -> Iterator[Record]:
+#: The limits of a run that sets none.
+LIMITS = Limits()
+
+
+def read_records(path: str | os.PathLike[str], limits: Limits = LIMITS) -> Iterator[Record]:
     """Every record of one file, in order.
 
     Raises :class:`Unreadable` only when the file cannot be opened at all; a
-    file that breaks part-way (truncated, corrupt) yields every record before
-    the break, then one ``unreadable`` record naming the offset of the break.
+    file that breaks part-way (truncated, corrupt, a read error, a
+    decompression bomb) yields every record before the break, then one
+    ``unreadable`` record naming the offset of the break. ``limits`` bounds
+    what is read (see :class:`Limits`).
     """
     source = str(path)
     name = source.removesuffix(".gz").removesuffix(".zst")
+    if os.path.isdir(source):  # a folder that :func:`expand` could not list
+        raise Unreadable(_unlisted(source), source)
     try:
         raw = open(source, "rb")  # noqa: SIM115 - closed below, also when the consumer stops early
     except OSError as error:
         raise Unreadable(error.strerror or str(error), source) from None
     with raw:
-        chunks = _decompressed(raw, source)
-        yield from (_json_file if name.endswith(JSON_SUFFIXES) else _lines_file)(chunks, source)
+        chunks = _decompressed(raw, source, limits)
+        yield from (_json_file if name.endswith(JSON_SUFFIXES) else _lines_file)(chunks, source, limits)
 
 
+def _unlisted(folder: str) -> str:
+    """Why a folder that :func:`expand` could not list is unreadable."""
+    try:
+        os.listdir(folder)
+    except OSError as error:
+        return f"cannot list the folder ({error.strerror or error})"
+    return "a folder, not a file"
+
+
+#: Bytes read from a file at a time, and the most a decompressed chunk holds.
 CHUNK = 1 << 20
+#: Compressed bytes given to a zstd decompressor at a time: zstd expands at most about 32,000 times.
+ZSTD_SLICE = 1 << 10
+#: Compressed bytes given to a gzip decompressor at a time (its output is bounded by :data:`CHUNK`).
+GZIP_SLICE = 64 << 10
+_NOT_NUL = re.compile(rb"[^\0]")
 
 
 class _Broken(Exception):
-    """A compressed stream broke after ``offset`` bytes of input."""
-
-    def __init__(self, offset: int, reason: str) -> None:
-        super().__init__(f"corrupt or truncated file at byte {offset}: {reason}")
+    """A file broke after ``offset`` bytes of input: the message says how."""
 
 
-def _decompressed(raw: IO[bytes], source: str) -> Iterator[bytes]:
-    """The file's data in chunks, decompressed; multi-member gzip and multi-frame zstd read through.
+def _read(raw: IO[bytes], offset: int) -> bytes:
+    try:
+        return raw.read(CHUNK)
+    except OSError as error:
+        raise _Broken(f"read error at byte {offset}: {error.strerror or error}") from None
 
-    Raises :class:`_Broken` after the last good chunk when the data is corrupt or ends early.
+
+def _decompressed(raw: IO[bytes], source: str, limits: Limits) -> Iterator[bytes]:
+    """The file's data in chunks of at most :data:`CHUNK` bytes, decompressed.
+
+    Multi-member gzip and multi-frame zstd are read through (NUL padding
+    between them allowed). Raises :class:`_Broken` after the last good chunk
+    when the data is corrupt, ends early, cannot be read, or expands more
+    than ``limits.max_ratio`` times past ``limits.ratio_floor`` bytes.
     """
     if source.endswith(".gz"):
         new: Any = lambda: zlib.decompressobj(wbits=31)  # noqa: E731
         errors: tuple[type[Exception], ...] = (zlib.error,)
+        size = GZIP_SLICE
     elif source.endswith(".zst"):
         new = lambda: zstandard.ZstdDecompressor().decompressobj()  # noqa: E731
         errors = (zstandard.ZstdError,)
+        size = ZSTD_SLICE
     else:
-        while chunk := raw.read(CHUNK):
+        offset = 0
+        while chunk := _read(raw, offset):
+            offset += len(chunk)
             yield chunk
         return
-    decompressor, fresh = new(), True
-    offset = 0
-    data = b""
-    while data or (data := raw.read(CHUNK)):
-        if fresh:  # between members NUL padding may stand
-            stripped = data.lstrip(b"\0")
-            offset += len(data) - len(stripped)
-            data = stripped
+    gzip = size == GZIP_SLICE
+    decompressor, fresh, more = new(), True, False  # ``more``: gzip output held back by the bound
+    data, position, offset, produced = b"", 0, 0, 0  # ``offset``: input bytes before ``data``
+    while True:
+        if position == len(data) and not more:
+            offset += len(data)
+            data, position = _read(raw, offset), 0
             if not data:
+                break
+        if fresh:  # between members NUL padding may stand
+            found = _NOT_NUL.search(data, position)
+            position = found.start() if found else len(data)
+            if not found:
                 continue
+        piece = memoryview(data)[position : position + size]
         try:
-            out = decompressor.decompress(data)
+            out = decompressor.decompress(piece, CHUNK) if gzip else decompressor.decompress(piece)
         except errors as error:
-            raise _Broken(offset, str(error)) from None
-        fresh = False
-        offset += len(data)
-        data = b""
+            raise _Broken(f"corrupt or truncated file at byte {offset + position}: {error}") from None
+        fresh, more = False, gzip and len(out) == CHUNK
+        position += len(piece) - (len(decompressor.unconsumed_tail) if gzip else 0)
         if decompressor.eof:  # the next member, if any, starts in the unused data
-            data = decompressor.unused_data
-            offset -= len(data)
-            decompressor, fresh = new(), True
-        yield out
+            position -= len(decompressor.unused_data)
+            decompressor, fresh, more = new(), True, False
+        produced += len(out)
+        if produced > limits.ratio_floor and produced > limits.max_ratio * (offset + position):
+            raise _Broken(
+                f"expands over {limits.max_ratio:,} times its compressed size (a decompression bomb?) "
+                f"at byte {offset + position}: the rest of the file is not read"
+            )
+        for start in range(0, len(out), CHUNK):
+            yield out[start : start + CHUNK]
     if not fresh:
-        raise _Broken(offset, "the compressed data ends before its end marker")
+        raise _Broken(f"corrupt or truncated file at byte {offset}: the compressed data ends before its end marker")
 
 
-def _lines_file(chunks: Iterator[bytes], source: str) -> Iterator[Record]:
+def _lines_file(chunks: Iterator[bytes], source: str, limits: Limits) -> Iterator[Record]:
+    """The records of a JSON Lines file; a line over the size limit is streamed past, its start kept."""
+    limit = limits.max_record_bytes
     number = 0
-    rest = b""
+    rest = b""  # the start of the line being read
+    over = 0  # the length so far of a line over the limit (``rest`` then holds its first bytes)
     try:
         for chunk in chunks:
+            if over:
+                end = chunk.find(b"\n")
+                part = chunk if end < 0 else chunk[:end]
+                rest += part[: max(RAW_PREFIX - len(rest), 0)]
+                over += len(part)
+                if end < 0:
+                    continue
+                number += 1
+                yield _oversized(rest, over, source, number, limit)
+                rest, over, chunk = b"", 0, chunk[end + 1 :]
             lines = (rest + chunk).split(b"\n")
             rest = lines.pop()
             for line in lines:
                 number += 1
-                yield _line_record(line, source, number)
+                if len(line) > limit:
+                    yield _oversized(line, len(line), source, number, limit)
+                else:
+                    yield _line_record(line, source, number, limits.max_depth)
+            if len(rest) > limit:
+                over, rest = len(rest), rest[:RAW_PREFIX]
     except _Broken as error:
-        yield _broken(source, number + 1, error)
+        yield _broken(source, number + 1, error, rest)
         return
-    if rest:
-        yield _line_record(rest, source, number + 1)
+    if over:
+        yield _oversized(rest, over, source, number + 1, limit)
+    elif rest:
+        yield _line_record(rest, source, number + 1, limits.max_depth)
 
 
-def _json_file(chunks: Iterator[bytes], source: str) -> Iterator[Record]:
+def _json_file(chunks: Iterator[bytes], source: str, limits: Limits) -> Iterator[Record]:
+    parts: list[bytes] = []
+    size = 0
     try:
-        data = b"".join(chunks)
+        for chunk in chunks:
+            parts.append(chunk)
+            size += len(chunk)
+            if size > limits.max_record_bytes:
+                message = f"document over the limit of {limits.max_record_bytes:,} bytes (max_record_bytes)"
+                head = b"".join(parts)[:RAW_PREFIX]
+                yield Record(source, 1, head, "unreadable", error=Unreadable(message, source, 1))
+                return
     except _Broken as error:
-        yield _broken(source, 1, error)
+        yield _broken(source, 1, error, b"".join(parts))
         return
+    data = b"".join(parts)
     if not data.strip():
         return
     try:
-        document = loads(data, source, 1)
+        document = loads(data, source, 1, limits.max_depth)
     except Unreadable as error:
         yield Record(source, 1, data, "unreadable", error=error)
         return
@@ -211,16 +324,24 @@ def _json_file(chunks: Iterator[bytes], source: str) -> Iterator[Record]:
         yield _object_record(item, None, source, number)
 
 
-def _broken(source: str, line: int, error: _Broken) -> Record:
-    return Record(source, line, b"", "unreadable", error=Unreadable(str(error), source, line))
+def _broken(source: str, line: int, error: _Broken, partial: bytes) -> Record:
+    """The unreadable record for the rest of a file that broke, keeping the start of its partial line."""
+    return Record(source, line, partial[:RAW_PREFIX], "unreadable", error=Unreadable(str(error), source, line))
 
 
-def _line_record(line: bytes, source: str, number: int) -> Record:
+def _oversized(start: bytes, size: int, source: str, number: int, limit: int) -> Record:
+    message = f"line of {size:,} bytes, over the limit of {limit:,} (max_record_bytes)"
+    return Record(source, number, start[:RAW_PREFIX], "unreadable", error=Unreadable(message, source, number))
+
+
+def _line_record(line: bytes, source: str, number: int, max_depth: int) -> Record:
     if not line.strip():
         return Record(source, number, line, "blank")
     line = line.rstrip(b"\r\n")
     try:
-        value = loads(line, source, number)
+        value = loads(line, source, number, None)
+        if not _is_delivery(value):  # a delivery's body is checked when it is parsed; its headers are not used
+            check_depth(line, value, max_depth, source, number)
     except Unreadable as error:
         return Record(source, number, line, "unreadable", error=error)
     return _object_record(value, line, source, number)
@@ -230,7 +351,7 @@ def _object_record(value: Any, raw: bytes | None, source: str, number: int) -> R
     """A delivery record when ``value`` has a body, else a bare payload."""
     if raw is None:
         raw = encode(value)
-    if not isinstance(value, dict) or ("body" not in value and "body_base64" not in value):
+    if not _is_delivery(value):
         return Record(source, number, raw, "bare", payload=value)
     headers = value.get("headers") or {}
     received_at = value.get("received_at")
@@ -244,6 +365,11 @@ def _object_record(value: Any, raw: bytes | None, source: str, number: int) -> R
         return Record(source, number, raw, "unreadable", error=error)
     headers = {str(key).lower(): value for key, value in headers.items()}
     return Record(source, number, raw, "delivery", body=body, headers=headers, received_at=received_at)
+
+
+def _is_delivery(value: Any) -> bool:
+    """Whether a value read is a delivery record (it has a body), not a bare payload."""
+    return isinstance(value, dict) and ("body" in value or "body_base64" in value)
 
 
 def _body(record: dict[str, Any], source: str, number: int) -> bytes:

@@ -386,7 +386,7 @@ TABLES: dict[str, Table] = {
             "rejected record",
             (
                 Column("source", "text", "The file."),
-                Column("line", "int", "The line (or item of a .json array), from 1."),
+                Column("line", "int", "The line (or item of a .json array), from 1; 0 for a file that cannot be read."),
                 Column(
                     "reason",
                     "text",
@@ -396,7 +396,12 @@ TABLES: dict[str, Table] = {
                 Column("json_path", "text", "Where in the payload (schema errors)."),
                 Column("event", "text", "The event name, when it could be read."),
                 Column("received_at", "time", "When the delivery was received, when it could be read."),
-                Column("raw", "binary", "The record exactly as read, so nothing is lost."),
+                Column(
+                    "raw",
+                    "binary",
+                    "The record exactly as read, so nothing is lost (its first 64 KiB for a record over the size "
+                    "limit, or the partial line where a file broke).",
+                ),
             ),
         ),
     )

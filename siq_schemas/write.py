@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -141,7 +142,7 @@ def prepare(out: Path) -> Path:
             raise OutputError(f"{out}: not empty and not a siq output (no {MANIFEST}); choose another --out")
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        temp = parent / f"{out.name}{_TEMP_MARK}{os.getpid()}"
+        temp = parent / f"{out.name}{_TEMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}"  # a fresh name per run
         temp.mkdir()
     except OSError as error:
         raise OutputError(f"{out}: cannot write here ({error.strerror or error})") from None

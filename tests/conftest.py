@@ -85,3 +85,11 @@ def write_lines(path: Path, values: list[Any]) -> Path:
     """Write ``values`` as JSON Lines (strings are written as they are)."""
     path.write_text("".join((v if isinstance(v, str) else json.dumps(v)) + "\n" for v in values), encoding="utf-8")
     return path
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """After a fuzzing session (`make fuzz`), how many examples each target ran."""
+    from tests import fuzzing
+
+    for line in fuzzing.report():
+        terminalreporter.write_line(line)

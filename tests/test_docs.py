@@ -58,3 +58,11 @@ def test_readme_python_snippet_runs_as_shown(capsys):
     exec(snippet, namespace)
     assert capsys.readouterr().out == "$.entity.rating 'five' is not of type 'integer'\n"
     assert namespace["siq_schemas"].is_valid(namespace["payload"]) is False
+
+
+def test_readme_guarantees_name_tests_that_exist():
+    """Every `tests/<file>.py::<test>` the README's Guarantees section names is a test in that file."""
+    named = re.findall(r"`(tests/\w+\.py)::(\w+)`", README)
+    assert len(named) > 15
+    for path, test in named:
+        assert re.search(rf"^def {test}\(", (ROOT / path).read_text(encoding="utf-8"), re.MULTILINE), (path, test)
