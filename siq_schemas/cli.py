@@ -159,6 +159,18 @@ def _verify_counts(name: str, counts: Counter[str], by_key: Counter[str]) -> str
 )
 @click.option("--allow-unsigned", is_flag=True, help="With --keys, accept bare payloads (marked `unsigned`).")
 @click.option("--workers", "-j", type=click.IntRange(min=1), help="Processes to use (default: one per CPU).")
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="Where files are staged: processes of this machine, or tasks on a Dask cluster.",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="With --engine dask, the Dask scheduler (tcp://host:8786); without it, a local cluster of --workers.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def convert_command(
@@ -167,6 +179,8 @@ def convert_command(
     key_files: tuple[str, ...],
     allow_unsigned: bool,
     workers: int | None,
+    engine: str,
+    scheduler: str | None,
     quiet: bool,
     as_json: bool,
 ) -> int:
@@ -174,11 +188,14 @@ def convert_command(
 
     SOURCES are files, directories or glob patterns. Verifies signatures with
     --keys, validates, deduplicates retries and writes one Parquet dataset per
-    table plus _manifest.json. Running again adds only what is new. Exits 0
-    when every record is accounted for (rejects included).
+    table plus _manifest.json. Running again adds only what is new. With
+    --engine dask the files are staged as tasks on a Dask cluster. Exits 0 when
+    every record is accounted for (rejects included).
     """
     from .pipeline import convert  # pyarrow and duckdb load only for this command
 
+    if scheduler is not None and engine != "dask":
+        raise click.UsageError("--scheduler needs --engine dask")
     keyring = load_keys(*key_files) if key_files else None
     report = convert(
         sources,
@@ -187,6 +204,8 @@ def convert_command(
         allow_unsigned=allow_unsigned,
         workers=workers,
         progress=not quiet and sys.stderr.isatty(),
+        engine=engine,
+        scheduler=scheduler,
     )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))

@@ -56,6 +56,8 @@ RANGE_BYTES = 128 << 20
 RANGES = 64
 #: Archives smaller than this are staged in this process: starting workers would cost more.
 PARALLEL_BYTES = 4 << 20
+#: The engines that can stage the files: this machine's processes, or a Dask cluster.
+ENGINES = ("local", "dask")
 REASONS = ("unreadable", "signature-missing", "signature-invalid", "unknown-event", "schema-invalid")
 
 
@@ -141,6 +143,8 @@ def convert(
     allow_unsigned: bool = False,
     workers: int | None = None,
     progress: bool = False,
+    engine: str = "local",
+    scheduler: str | None = None,
 ) -> Report:
     """Convert an archive to the Parquet tables of ``out``; return the :class:`Report`.
 
@@ -150,7 +154,15 @@ def convert(
     payloads need ``allow_unsigned=True`` when keys are given. Running again
     over the same or a grown archive adds only what is new; the result equals
     a fresh conversion of everything. ``workers`` defaults to the CPU count.
+
+    ``engine="dask"`` stages the files as tasks on the Dask cluster at
+    ``scheduler`` (a local cluster of ``workers`` processes without one; see
+    :mod:`siq_schemas._dask`).
     """
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; engines: {', '.join(ENGINES)}")
+    if scheduler is not None and engine != "dask":
+        raise ValueError("a scheduler address needs engine='dask'")
     started = time.perf_counter()
     if isinstance(sources, str | os.PathLike):
         sources = [sources]
@@ -171,7 +183,7 @@ def convert(
             report.drift = len(drift.merged(drift.read(out_path)))
             report.seconds = time.perf_counter() - started
             return report
-        results = _run(tasks, workers or os.cpu_count() or 1, progress)
+        results = _run(tasks, workers or os.cpu_count() or 1, progress, engine, scheduler)
         _tally(results, inputs, report)
         found = ((result.input, result.drift, result.resumed) for result in results)
         report.drift = len(drift.save(temp, out_path if previous else None, found))
@@ -281,8 +293,12 @@ def _fingerprint(path: Path, prefix: int | None) -> tuple[int, str, str | None]:
 # ---------------------------------------------------------------------------- staging
 
 
-def _run(tasks: list[_Task], workers: int, progress: bool) -> list[_FileResult]:
+def _run(
+    tasks: list[_Task], workers: int, progress: bool, engine: str = "local", scheduler: str | None = None
+) -> list[_FileResult]:
     """Stage every file, in parallel worker processes when there are several files and workers.
+
+    With the ``dask`` engine, each file is a task on a Dask cluster instead (:mod:`siq_schemas._dask`).
 
     Workers are forked where the system can (they start at once, with the
     package loaded, and ``convert`` works from any script); elsewhere spawned.
@@ -290,7 +306,11 @@ def _run(tasks: list[_Task], workers: int, progress: bool) -> list[_FileResult]:
     """
     total = sum(task.size for task in tasks)
     with ExitStack() as stack:
-        if workers > 1 and len(tasks) > 1 and total >= PARALLEL_BYTES:
+        if engine == "dask":
+            from ._dask import staged_on_cluster
+
+            staged = stack.enter_context(staged_on_cluster(tasks, workers, scheduler))
+        elif workers > 1 and len(tasks) > 1 and total >= PARALLEL_BYTES:
             method = "fork" if "fork" in get_all_start_methods() else "spawn"
             pool = stack.enter_context(ProcessPoolExecutor(min(workers, len(tasks)), mp_context=get_context(method)))
             futures = {pool.submit(_stage_file, task): task for task in tasks}
