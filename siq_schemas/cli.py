@@ -148,7 +148,13 @@ def _verify_counts(name: str, counts: Counter[str], by_key: Counter[str]) -> str
 
 @cli.command("convert")
 @click.argument("sources", nargs=-1, required=True)
-@click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="The output folder.")
+@click.option(
+    "--out",
+    "-o",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="The output folder, or a URL (s3://bucket/prefix, gs://..., memory://...).",
+)
 @click.option(
     "--keys",
     "-k",
@@ -186,11 +192,12 @@ def convert_command(
 ) -> int:
     """Convert an archive of deliveries (SOURCES) to Parquet tables in --out.
 
-    SOURCES are files, directories or glob patterns. Verifies signatures with
-    --keys, validates, deduplicates retries and writes one Parquet dataset per
-    table plus _manifest.json. Running again adds only what is new. With
-    --engine dask the files are staged as tasks on a Dask cluster. Exits 0 when
-    every record is accounted for (rejects included).
+    SOURCES are files, directories or glob patterns, or URLs of them
+    (s3://bucket/archive/). Verifies signatures with --keys, validates,
+    deduplicates retries and writes one Parquet dataset per table plus
+    _manifest.json. Running again adds only what is new. With --engine dask
+    the files are staged as tasks on a Dask cluster. Exits 0 when every record
+    is accounted for (rejects included).
     """
     from .pipeline import convert  # pyarrow and duckdb load only for this command
 
@@ -270,7 +277,7 @@ def sample_command(out: str, seed: int, events: int, corrupt: bool) -> int:
     return 0
 
 
-def _paths(sources: tuple[str, ...]) -> list[Path]:
+def _paths(sources: tuple[str, ...]) -> list[Path | str]:
     try:
         return expand(sources)
     except Unreadable as error:

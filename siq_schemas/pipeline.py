@@ -35,7 +35,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import drift, merge, write
+from . import drift, merge, storage, write
 from .dedupe import event_key
 from .drift import Drift
 from .exceptions import PayloadInvalid, SignatureMissing, SiqSchemasError, Unreadable
@@ -110,7 +110,7 @@ class Report:
         if self.drift:
             lines.append(
                 f"drift: {self.drift:,} findings the schemas do not describe, listed in "
-                f"{Path(self.out) / drift.REPORT} (`siq drift SOURCE...` prints them)"
+                f"{self.out.rstrip('/')}/{drift.REPORT} (`siq drift SOURCE...` prints them)"
             )
         return "\n".join(lines)
 
@@ -157,18 +157,24 @@ def convert(
 
     ``engine="dask"`` stages the files as tasks on the Dask cluster at
     ``scheduler`` (a local cluster of ``workers`` processes without one; see
-    :mod:`siq_schemas._dask`).
+    :mod:`siq_schemas._dask`). Sources and ``out`` may be fsspec URLs
+    (``s3://bucket/out``, see :mod:`siq_schemas.storage`).
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; engines: {', '.join(ENGINES)}")
     if scheduler is not None and engine != "dask":
         raise ValueError("a scheduler address needs engine='dask'")
+    target = storage.location(out)
+    if isinstance(target, str):  # built in a local folder, then published
+        return storage.convert_to(
+            target, lambda local: convert(sources, local, keys, allow_unsigned, workers, progress, engine, scheduler)
+        )
     started = time.perf_counter()
     if isinstance(sources, str | os.PathLike):
         sources = [sources]
     paths = expand(sources)
     keyring = None if keys is None else as_keyring(keys)
-    out_path = Path(out)
+    out_path = target
     previous = write.read_manifest(out_path)
     report = Report(out=str(out_path))
     temp = write.prepare(out_path)
@@ -210,17 +216,20 @@ def convert(
 
 
 def read_table(out: str | os.PathLike[str], name: str) -> Any:
-    """One output table of ``out`` as a pandas DataFrame."""
+    """One output table of ``out`` (a folder, or a URL) as a pandas DataFrame."""
     if name not in TABLES:
         raise KeyError(f"unknown table {name!r}; tables: {', '.join(TABLES)}")
-    return pq.read_table(Path(out) / name, schema=TABLES[name].schema).to_pandas()
+    where = storage.location(out)
+    if isinstance(where, str):
+        return storage.read_table(where, name, TABLES[name].schema)
+    return pq.read_table(where / name, schema=TABLES[name].schema).to_pandas()
 
 
 # ---------------------------------------------------------------------------- planning
 
 
 def _plan(
-    paths: list[Path],
+    paths: list[Path | str],
     previous: dict[str, Any] | None,
     keyring: Keyring | None,
     allow_unsigned: bool,
@@ -234,7 +243,7 @@ def _plan(
     tasks = []
     report.files = len(paths)
     for index, path in enumerate(paths):
-        key = str(path.resolve())  # one key however the path was spelled (relative, .., links)
+        key = storage.key(path)  # one key however the path was spelled (relative, .., links)
         old = known.get(key)
         size, digest, prefix_digest = _fingerprint(path, old["size"] if old else None)
         entry = {"path": key, "size": size, "sha256": digest, "lines": 0}
@@ -268,13 +277,13 @@ def _buckets(size: int) -> int:
     return buckets
 
 
-def _fingerprint(path: Path, prefix: int | None) -> tuple[int, str, str | None]:
+def _fingerprint(path: Path | str, prefix: int | None) -> tuple[int, str, str | None]:
     """Size and SHA-256 of a file, and the SHA-256 of its first ``prefix`` bytes."""
     digest = hashlib.sha256()
     prefix_digest = None
     done = 0
     try:
-        with open(path, "rb") as handle:
+        with storage.open_input(path) as handle:
             while chunk := handle.read(1 << 20):
                 if prefix is not None and done <= prefix < done + len(chunk):
                     digest.update(chunk[: prefix - done])
@@ -345,7 +354,7 @@ def _stage_file(task: _Task) -> _FileResult:
     over cost about a tenth of the time. It runs once per batch instead.
     """
     keyring = load_keys(*task.keys) if task.keys else None
-    result = _FileResult(str(Path(task.path).resolve()), resumed=task.skip_lines > 0)
+    result = _FileResult(storage.key(storage.location(task.path)), resumed=task.skip_lines > 0)
     rows, rejects = Rows(), _Rejects()
     batch = 0
 

@@ -22,11 +22,12 @@ import os
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import IO, Any, Literal
 
 import zstandard
 
+from . import storage
 from .exceptions import Unreadable
 from .parse import encode, loads
 
@@ -70,18 +71,21 @@ class Record:
         return self.payload
 
 
-def expand(sources: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """The files of an archive, in a stable order, each once.
+def expand(sources: Iterable[str | os.PathLike[str]]) -> list[Path | str]:
+    """The files of an archive, in a stable order, each once: paths, and URLs for sources at URLs.
 
     Directories are walked recursively for files with one of :data:`SUFFIXES`
     (skipping names that start with ``_`` or ``.``); a source that does not
     exist is taken as a glob pattern. Raises
-    :class:`Unreadable` for a source that matches nothing.
+    :class:`Unreadable` for a source that matches nothing. A source may be an
+    fsspec URL (``s3://bucket/archive/``, see :mod:`siq_schemas.storage`).
     """
-    files: dict[Path, None] = {}
+    files: dict[Path | str, None] = {}
     for source in sources:
-        path = Path(source)
-        if path.is_dir():
+        path = storage.location(source)
+        if isinstance(path, str):  # a URL: its files, as URLs
+            found: list[Path] | list[str] = storage.expand_url(path, _wanted)
+        elif path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and _wanted(p.relative_to(path)))
         elif path.exists():
             found = [path]
@@ -98,7 +102,7 @@ def expand(sources: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return list(files)
 
 
-def _wanted(relative: Path) -> bool:
+def _wanted(relative: PurePath) -> bool:
     """Whether a file found by walking a directory is input: a known suffix, and no part named ``_*`` or ``.*``.
 
     Like pyarrow datasets, a walk skips ``_manifest.json``, ``_expected.json``,
@@ -117,7 +121,7 @@ def read_records(path: str | os.PathLike[str]) -> Iterator[Record]:
     source = str(path)
     name = source.removesuffix(".gz").removesuffix(".zst")
     try:
-        raw = open(source, "rb")  # noqa: SIM115 - closed below, also when the consumer stops early
+        raw = storage.open_input(source)  # closed below, also when the consumer stops early
     except OSError as error:
         raise Unreadable(error.strerror or str(error), source) from None
     with raw:
