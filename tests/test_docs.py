@@ -58,3 +58,12 @@ def test_readme_python_snippet_runs_as_shown(capsys):
     exec(snippet, namespace)
     assert capsys.readouterr().out == "$.entity.rating 'five' is not of type 'integer'\n"
     assert namespace["siq_schemas"].is_valid(namespace["payload"]) is False
+
+
+def test_readme_documents_every_cli_option():
+    """Every option of every `siq` command appears in the README by its long name."""
+    for name, command in cli.commands.items():
+        for option in command.params:
+            for flag in option.opts:
+                if flag.startswith("--"):
+                    assert flag in README, f"siq {name} {flag} is not in the README"
