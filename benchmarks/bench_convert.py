@@ -12,7 +12,9 @@ machine it:
    time with interpreter start-up), DuckDB's ``COPY (SELECT * FROM read_json(...)) TO
    'x.parquet'`` in a fresh process, and the naive pipeline (``json.loads``, ``jsonschema``
    validation with the package's schemas, ``pandas.json_normalize``, ``to_parquet``) on a subset,
-   extrapolated; all rates are unique events per second of wall time;
+   extrapolated; all rates are unique events per second of wall time; and ``siq convert --engine
+   dask --workers 2`` (a local Dask cluster of two worker processes), reported next to the local
+   engine with no target;
 3. signs a subset with a fresh RSA-2048 key (``multiprocessing.Pool(2)``), and compares
    ``siq convert --keys`` on those deliveries with raw ``cryptography`` verification on two cores;
 4. measures the peak memory of ``siq convert`` on the archive and on one ``--scale`` times larger:
@@ -501,6 +503,9 @@ class Bench:
         log("(a) siq convert (subprocess, all cores)")
         self.siq = self.convert("siq convert", archive, tmp / "out-siq")
 
+        log("(a') siq convert --engine dask (subprocess, a local cluster of 2 workers)")
+        self.dask = self.convert("dask convert", archive, tmp / "out-dask", "--engine", "dask", "--workers", "2")
+
         log("(b) DuckDB read_json -> COPY TO parquet (fresh process, default threads)")
         self.duck = self.guarded("duckdb", duckdb_copy, archive, tmp / "duck.parquet")
         if self.duck:
@@ -540,8 +545,9 @@ class Bench:
     def report(self) -> int:
         """Print the tables and the targets; the exit status."""
         args, unique, width = self.args, self.args.events, 66
-        siq, signed, scaled = (
-            None if result is None or "error" in result else result for result in (self.siq, self.signed, self.scaled)
+        siq, dask, signed, scaled = (
+            None if result is None or "error" in result else result
+            for result in (self.siq, self.dask, self.signed, self.scaled)
         )
         siq_rate = unique / siq["seconds"] if siq else None
         duck_rate = unique / self.duck[0] if self.duck else None
@@ -564,6 +570,10 @@ class Bench:
             ("(a) siq convert, subprocess, all cores, with start-up", siq["seconds"] if siq else None, siq_rate),
             ("    its own clock (manifest: no interpreter start-up)", siq["run_seconds"] if siq else None,
              unique / siq["run_seconds"] if siq else None),
+            ("(a') siq convert --engine dask, local cluster of 2 workers", dask["seconds"] if dask else None,
+             unique / dask["seconds"] if dask else None),
+            ("    its own clock (cluster start-up included)", dask["run_seconds"] if dask else None,
+             unique / dask["run_seconds"] if dask else None),
             ("(b) DuckDB read_json -> parquet, fresh process, with start-up", self.duck[0] if self.duck else None,
              duck_rate),
             (f"(c) naive, {args.naive:,}-event subset, one core, EXTRAPOLATED", self.naive[0] if self.naive else None,
@@ -623,6 +633,9 @@ class Bench:
         checks = {
             "siq wrote every unique event, rejected none": siq is not None
             and (siq["events_written"], siq["rejected"]) == (unique, 0),
+            "dask engine: the local engine's events, duplicates and rejects": dask is not None
+            and siq is not None
+            and all(dask[name] == siq[name] for name in ("events_written", "duplicates", "rejected")),
             "signed: every event verified and written": signed is not None
             and (signed["events_written"], signed["rejected"]) == (args.signed, 0),
             f"x{args.scale}: siq convert finished, every unique event": scaled is not None

@@ -35,6 +35,10 @@ def __getattr__(name: str) -> Any:
         from . import pipeline
 
         return getattr(pipeline, name)
+    if name == "table_files":
+        from .storage import table_files
+
+        return table_files
     raise AttributeError(f"module 'siq_schemas' has no attribute {name!r}")
 
 
@@ -67,6 +71,7 @@ __all__ = [
     "load_keys",
     "read_table",
     "schema",
+    "table_files",
     "validate",
     "verify_delivery",
     "verify_signature",

@@ -154,7 +154,13 @@ def _limit(name: str, default: int, text: str) -> Any:
 
 @cli.command("convert")
 @click.argument("sources", nargs=-1, required=True)
-@click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="The output folder.")
+@click.option(
+    "--out",
+    "-o",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="The output folder, or a URL (s3://bucket/prefix, gs://..., memory://...).",
+)
 @click.option(
     "--keys",
     "-k",
@@ -165,6 +171,18 @@ def _limit(name: str, default: int, text: str) -> Any:
 )
 @click.option("--allow-unsigned", is_flag=True, help="With --keys, accept bare payloads (marked `unsigned`).")
 @click.option("--workers", "-j", type=click.IntRange(min=1), help="Processes to use (default: one per CPU).")
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="Where files are staged: processes of this machine, or tasks on a Dask cluster.",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="With --engine dask, the Dask scheduler (tcp://host:8786); without it, a local cluster of --workers.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @_limit("--max-record-bytes", LIMITS.max_record_bytes, "A longer line or .json file is an unreadable reject.")
@@ -176,6 +194,8 @@ def convert_command(
     key_files: tuple[str, ...],
     allow_unsigned: bool,
     workers: int | None,
+    engine: str,
+    scheduler: str | None,
     quiet: bool,
     as_json: bool,
     max_record_bytes: int,
@@ -184,14 +204,18 @@ def convert_command(
 ) -> int:
     """Convert an archive of deliveries (SOURCES) to Parquet tables in --out.
 
-    SOURCES are files, directories or glob patterns. Verifies signatures with
-    --keys, validates, deduplicates retries and writes one Parquet dataset per
-    table plus _manifest.json. Running again adds only what is new. Exits 0
-    when every record is accounted for (rejects included), 2 when the output
-    cannot be written (the previous output is kept), 130 when interrupted.
+    SOURCES are files, directories or glob patterns, or URLs of them
+    (s3://bucket/archive/). Verifies signatures with --keys, validates,
+    deduplicates retries and writes one Parquet dataset per table plus
+    _manifest.json. Running again adds only what is new. With --engine dask
+    the files are staged as tasks on a Dask cluster. Exits 0 when every record
+    is accounted for (rejects included), 2 when the output cannot be written
+    (the previous output is kept), 130 when interrupted.
     """
     from .pipeline import convert  # pyarrow and duckdb load only for this command
 
+    if scheduler is not None and engine != "dask":
+        raise click.UsageError("--scheduler needs --engine dask")
     keyring = load_keys(*key_files) if key_files else None
     report = convert(
         sources,
@@ -203,6 +227,8 @@ def convert_command(
         max_record_bytes=max_record_bytes,
         max_depth=max_depth,
         max_ratio=max_ratio,
+        engine=engine,
+        scheduler=scheduler,
     )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
@@ -267,7 +293,7 @@ def sample_command(out: str, seed: int, events: int, corrupt: bool) -> int:
     return 0
 
 
-def _paths(sources: tuple[str, ...]) -> list[Path]:
+def _paths(sources: tuple[str, ...]) -> list[Path | str]:
     try:
         return expand(sources)
     except Unreadable as error:

@@ -37,7 +37,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import drift, merge, write
+from . import drift, merge, storage, write
 from .dedupe import event_key
 from .drift import Drift
 from .exceptions import PayloadInvalid, SignatureMissing, SiqSchemasError, Unreadable
@@ -58,6 +58,8 @@ RANGE_BYTES = 64 << 20
 RANGES = 64
 #: Archives smaller than this are staged in this process: starting workers would cost more.
 PARALLEL_BYTES = 4 << 20
+#: The engines that can stage the files: this machine's processes, or a Dask cluster.
+ENGINES = ("local", "dask")
 REASONS = ("unreadable", "signature-missing", "signature-invalid", "unknown-event", "schema-invalid")
 
 
@@ -116,7 +118,7 @@ class Report:
         if self.drift:
             lines.append(
                 f"drift: {self.drift:,} findings the schemas do not describe, listed in "
-                f"{Path(self.out) / drift.REPORT} (`siq drift SOURCE...` prints them)"
+                f"{self.out.rstrip('/')}/{drift.REPORT} (`siq drift SOURCE...` prints them)"
             )
         return "\n".join(lines)
 
@@ -154,6 +156,8 @@ def convert(
     max_record_bytes: int = LIMITS.max_record_bytes,
     max_depth: int = LIMITS.max_depth,
     max_ratio: int = LIMITS.max_ratio,
+    engine: str = "local",
+    scheduler: str | None = None,
 ) -> Report:
     """Convert an archive to the Parquet tables of ``out``; return the :class:`Report`.
 
@@ -172,14 +176,29 @@ def convert(
     Raises :class:`~siq_schemas.write.OutputError` when the output cannot be
     written (a full disk, a folder without write permission) and
     ``KeyboardInterrupt`` when interrupted; the previous output is then as it was.
+
+    ``engine="dask"`` stages the files as tasks on the Dask cluster at
+    ``scheduler`` (a local cluster of ``workers`` processes without one; see
+    :mod:`siq_schemas._dask`). Sources and ``out`` may be fsspec URLs
+    (``s3://bucket/out``, see :mod:`siq_schemas.storage`).
     """
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; engines: {', '.join(ENGINES)}")
+    if scheduler is not None and engine != "dask":
+        raise ValueError("a scheduler address needs engine='dask'")
+    target = storage.location(out)
+    if isinstance(target, str):  # built in a local folder, then published
+        options = {"keys": keys, "allow_unsigned": allow_unsigned, "workers": workers, "progress": progress}
+        options |= {"max_record_bytes": max_record_bytes, "max_depth": max_depth, "max_ratio": max_ratio}
+        options |= {"engine": engine, "scheduler": scheduler}
+        return storage.convert_to(target, lambda local: convert(sources, local, **options))
     started = time.perf_counter()
     limits = Limits(max_record_bytes, max_depth, max_ratio)
     if isinstance(sources, str | os.PathLike):
         sources = [sources]
     paths = expand(sources)
     keyring = None if keys is None else as_keyring(keys)
-    out_path = Path(out)
+    out_path = target
     previous = write.read_manifest(out_path)
     report = Report(out=str(out_path))
     temp = write.prepare(out_path)
@@ -194,7 +213,7 @@ def convert(
             report.drift = len(drift.merged(drift.read(out_path)))
             report.seconds = time.perf_counter() - started
             return report
-        results = _run(tasks, workers or os.cpu_count() or 1, progress)
+        results = _run(tasks, workers or os.cpu_count() or 1, progress, engine, scheduler)
         _tally(results, inputs, report)
         found = ((result.input, result.drift, result.resumed) for result in results)
         report.drift = len(drift.save(temp, out_path if previous else None, found))
@@ -247,17 +266,20 @@ def _failure(error: Exception, out: Path) -> BaseException | None:
 
 
 def read_table(out: str | os.PathLike[str], name: str) -> Any:
-    """One output table of ``out`` as a pandas DataFrame."""
+    """One output table of ``out`` (a folder, or a URL) as a pandas DataFrame."""
     if name not in TABLES:
         raise KeyError(f"unknown table {name!r}; tables: {', '.join(TABLES)}")
-    return pq.read_table(Path(out) / name, schema=TABLES[name].schema).to_pandas()
+    where = storage.location(out)
+    if isinstance(where, str):
+        return storage.read_table(where, name, TABLES[name].schema)
+    return pq.read_table(where / name, schema=TABLES[name].schema).to_pandas()
 
 
 # ---------------------------------------------------------------------------- planning
 
 
 def _plan(
-    paths: list[Path],
+    paths: list[Path | str],
     previous: dict[str, Any] | None,
     keyring: Keyring | None,
     allow_unsigned: bool,
@@ -271,7 +293,7 @@ def _plan(
     tasks = []
     report.files = len(paths)
     for index, path in enumerate(paths):
-        key = str(path.resolve())  # one key however the path was spelled (relative, .., links)
+        key = storage.key(path)  # one key however the path was spelled (relative, .., links)
         old = known.get(key)
         try:
             size, digest, prefix_digest = _fingerprint(path, old["size"] if old else None)
@@ -311,13 +333,13 @@ def _buckets(size: int) -> int:
     return buckets
 
 
-def _fingerprint(path: Path, prefix: int | None) -> tuple[int, str | None, str | None]:
+def _fingerprint(path: Path | str, prefix: int | None) -> tuple[int, str | None, str | None]:
     """Size and SHA-256 of a file, and the SHA-256 of its first ``prefix`` bytes."""
     digest = hashlib.sha256()
     prefix_digest = None
     done = 0
     try:
-        with open(path, "rb") as handle:
+        with storage.open_input(path) as handle:
             while chunk := handle.read(1 << 20):
                 if prefix is not None and done <= prefix < done + len(chunk):
                     digest.update(chunk[: prefix - done])
@@ -336,8 +358,12 @@ def _fingerprint(path: Path, prefix: int | None) -> tuple[int, str | None, str |
 # ---------------------------------------------------------------------------- staging
 
 
-def _run(tasks: list[_Task], workers: int, progress: bool) -> list[_FileResult]:
+def _run(
+    tasks: list[_Task], workers: int, progress: bool, engine: str = "local", scheduler: str | None = None
+) -> list[_FileResult]:
     """Stage every file, in parallel worker processes when there are several files and workers.
+
+    With the ``dask`` engine, each file is a task on a Dask cluster instead (:mod:`siq_schemas._dask`).
 
     Workers are forked where the system can (they start at once, with the
     package loaded, and ``convert`` works from any script); elsewhere spawned.
@@ -345,7 +371,11 @@ def _run(tasks: list[_Task], workers: int, progress: bool) -> list[_FileResult]:
     """
     total = sum(task.size for task in tasks)
     with ExitStack() as stack:
-        if workers > 1 and len(tasks) > 1 and total >= PARALLEL_BYTES:
+        if engine == "dask":
+            from ._dask import staged_on_cluster
+
+            staged = stack.enter_context(staged_on_cluster(tasks, workers, scheduler))
+        elif workers > 1 and len(tasks) > 1 and total >= PARALLEL_BYTES:
             method = "fork" if "fork" in get_all_start_methods() else "spawn"
             pool = stack.enter_context(ProcessPoolExecutor(min(workers, len(tasks)), mp_context=get_context(method)))
             stack.callback(pool.shutdown, cancel_futures=True)  # on an error, queued files are not started
@@ -381,7 +411,7 @@ def _stage_file(task: _Task) -> _FileResult:
     over cost about a tenth of the time. It runs once per batch instead.
     """
     keyring = load_keys(*task.keys) if task.keys else None
-    result = _FileResult(str(Path(task.path).resolve()), resumed=task.skip_lines > 0)
+    result = _FileResult(storage.key(storage.location(task.path)), resumed=task.skip_lines > 0)
     rows, rejects = Rows(), _Rejects()
     batch = 0
 

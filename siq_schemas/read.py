@@ -29,11 +29,12 @@ import re
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import IO, Any, Literal
 
 import zstandard
 
+from . import storage
 from .exceptions import Unreadable
 from .parse import MAX_DEPTH, check_depth, encode, loads
 
@@ -98,19 +99,22 @@ class Record:
         return self.payload
 
 
-def expand(sources: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """The files of an archive, in a stable order, each once.
+def expand(sources: Iterable[str | os.PathLike[str]]) -> list[Path | str]:
+    """The files of an archive, in a stable order, each once: paths, and URLs for sources at URLs.
 
     Directories are walked recursively for files with one of :data:`SUFFIXES`
     (skipping names that start with ``_`` or ``.``); a folder in them that
     cannot be listed is kept in the list, so that reading it says why rather
     than its files being skipped unseen. A source that does not exist is taken
     as a glob pattern. Raises :class:`Unreadable` for a source that matches nothing.
+    A source may be an fsspec URL (``s3://bucket/archive/``, see :mod:`siq_schemas.storage`).
     """
-    files: dict[Path, None] = {}
+    files: dict[Path | str, None] = {}
     for source in sources:
-        path = Path(source)
-        if path.is_dir():
+        path = storage.location(source)
+        if isinstance(path, str):  # a URL: its files, as URLs
+            found: list[Path] | list[str] = storage.expand_url(path, _wanted)
+        elif path.is_dir():
             found = _walk(path)
         elif path.exists():
             found = [path]
@@ -125,6 +129,11 @@ def expand(sources: Iterable[str | os.PathLike[str]]) -> list[Path]:
             )
         files.update(dict.fromkeys(found))
     return list(files)
+
+
+def _wanted(relative: PurePath) -> bool:
+    """Whether a file found below a source folder or URL is input: see :func:`_walk`."""
+    return relative.name.endswith(SUFFIXES) and not any(part.startswith(("_", ".")) for part in relative.parts)
 
 
 def _walk(root: Path) -> list[Path]:
@@ -164,7 +173,7 @@ def read_records(path: str | os.PathLike[str], limits: Limits = LIMITS) -> Itera
     if os.path.isdir(source):  # a folder that :func:`expand` could not list
         raise Unreadable(_unlisted(source), source)
     try:
-        raw = open(source, "rb")  # noqa: SIM115 - closed below, also when the consumer stops early
+        raw = storage.open_input(source)  # closed below, also when the consumer stops early
     except OSError as error:
         raise Unreadable(error.strerror or str(error), source) from None
     with raw:

@@ -66,3 +66,12 @@ def test_readme_guarantees_name_tests_that_exist():
     assert len(named) > 15
     for path, test in named:
         assert re.search(rf"^def {test}\(", (ROOT / path).read_text(encoding="utf-8"), re.MULTILINE), (path, test)
+
+
+def test_readme_documents_every_cli_option():
+    """Every option of every `siq` command appears in the README by its long name."""
+    for name, command in cli.commands.items():
+        for option in command.params:
+            for flag in option.opts:
+                if flag.startswith("--"):
+                    assert flag in README, f"siq {name} {flag} is not in the README"
