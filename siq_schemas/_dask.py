@@ -1,7 +1,7 @@
 """The Dask engine: each file of an archive is staged by a task on a Dask cluster.
 
 A task does for one file what a worker process of the local engine does (read,
-verify, parse, validate, identify, flatten: :func:`siq_schemas.pipeline._stage_file`),
+verify, parse, validate, identify, flatten: :func:`siq_schemas._stage.stage_file`),
 into a temporary folder of its worker. It returns the staged Parquet files, as
 bytes, with the file's counts and drift; this process writes them into the run's
 staging folder as they arrive. So the workers share no storage with this
@@ -25,8 +25,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 
+from ._stage import FileResult, Task, stage_file
 from .exceptions import SiqSchemasError
-from .pipeline import _FileResult, _stage_file, _Task
 
 #: How long to try to reach a scheduler before giving up.
 CONNECT_TIMEOUT = "20s"
@@ -43,8 +43,8 @@ class ClusterError(SiqSchemasError, OSError):
 
 @contextmanager
 def staged_on_cluster(
-    tasks: list[_Task], workers: int, scheduler: str | None
-) -> Iterator[Iterator[tuple[_Task, _FileResult]]]:
+    tasks: list[Task], workers: int, scheduler: str | None
+) -> Iterator[Iterator[tuple[Task, FileResult]]]:
     """Stage ``tasks`` on a cluster; yields an iterator of ``(task, result)`` in the order they finish.
 
     Each file's staged rows are in the run's staging folder when its pair is yielded.
@@ -78,7 +78,7 @@ def staged_on_cluster(
         futures = client.map(_stage_elsewhere, tasks, key=keys, pure=False)
         by_key = dict(zip(keys, tasks, strict=True))
 
-        def staged() -> Iterator[tuple[_Task, _FileResult]]:
+        def staged() -> Iterator[tuple[Task, FileResult]]:
             for future, (result, files) in as_completed(futures, loop=client.loop, with_results=True):
                 task = by_key[future.key]
                 _unpack(files, Path(task.stage))
@@ -88,10 +88,10 @@ def staged_on_cluster(
         yield staged()
 
 
-def _stage_elsewhere(task: _Task) -> tuple[_FileResult, dict[str, bytes]]:
+def _stage_elsewhere(task: Task) -> tuple[FileResult, dict[str, bytes]]:
     """Stage one file into a temporary folder (on a worker); its result and its staged files by relative path."""
     with tempfile.TemporaryDirectory(prefix="siq-stage-") as folder:
-        result = _stage_file(replace(task, stage=folder))
+        result = stage_file(replace(task, stage=folder))
         files = {path.relative_to(folder).as_posix(): path.read_bytes() for path in Path(folder).rglob("*.parquet")}
     return result, files
 

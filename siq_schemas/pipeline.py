@@ -1,7 +1,7 @@
 """The batch job: archives of deliveries to Parquet tables.
 
 read -> verify -> parse -> validate -> dedupe -> flatten -> write (and merge). Files are
-staged in parallel (one process per file, up to ``workers``): each record is
+staged in parallel (one process per file, up to ``workers``; :mod:`siq_schemas._stage`): each record is
 read, its signature checked, its body parsed and validated, its identity
 computed and its rows flattened into Arrow batches written to a staging area.
 Then the staged rows are merged with the previous output, deduplicated and
@@ -14,7 +14,6 @@ at the end of every run.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import os
@@ -22,7 +21,7 @@ import shutil
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack, nullcontext
@@ -34,22 +33,15 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import drift, merge, storage, write
-from .dedupe import event_key
-from .drift import Drift
-from .exceptions import PayloadInvalid, SignatureMissing, SiqSchemasError, Unreadable
-from .flatten import CONVERT, Rows, received_at_ms
-from .keys import Keyring, as_keyring, load_keys
-from .read import LIMITS, Limits, Record, expand, read_records
+from ._stage import FileResult, Task, stage_file
+from .exceptions import SiqSchemasError, Unreadable
+from .keys import Keyring, as_keyring
+from .read import LIMITS, Limits, expand
 from .tables import TABLES
-from .validate import validate
-from .verify import record_key
 
-#: Records per staged batch: bounds a worker's memory.
-BATCH = 20_000
 #: Input (as JSON) merged per pass: above it, rows are bucketed by event key (see :func:`_buckets`).
 BUCKET_BYTES = 256 << 20
 #: Input (as JSON) per range of event times sorted on its own (see :func:`siq_schemas.merge.build`), in at most
@@ -121,29 +113,6 @@ class Report:
                 f"{self.out.rstrip('/')}/{drift.REPORT} (`siq drift SOURCE...` prints them)"
             )
         return "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class _Task:
-    path: str
-    index: int
-    skip_lines: int
-    keys: tuple[str, ...] | None
-    allow_unsigned: bool
-    stage: str
-    size: int
-    buckets: int = 1
-    limits: Limits = LIMITS
-
-
-@dataclass
-class _FileResult:
-    input: str  # the file's key in the manifest's inputs
-    lines: int = 0
-    counts: Counter[str] = field(default_factory=Counter)
-    drift: Drift = field(default_factory=Drift)
-    resumed: bool = False  # only the lines after the previous run's were read
-    unopened: bool = False  # the file could not be opened: read it again next run
 
 
 def convert(
@@ -285,7 +254,7 @@ def _plan(
     allow_unsigned: bool,
     stage: Path,
     report: Report,
-) -> tuple[list[_Task], dict[str, dict[str, Any]]]:
+) -> tuple[list[Task], dict[str, dict[str, Any]]]:
     """Which files to read and from which line: unchanged files are skipped, grown ones resumed."""
     known = {entry["path"]: entry for entry in (previous or {}).get("inputs", [])}
     inputs = dict(known)
@@ -309,11 +278,11 @@ def _plan(
         skip = old["lines"] if old and size > old["size"] and prefix_digest == old["sha256"] else 0
         entry["lines"] = skip
         inputs[key] = entry
-        tasks.append(_Task(str(path), index, skip, pems, allow_unsigned, str(stage), size))
+        tasks.append(Task(str(path), index, skip, pems, allow_unsigned, str(stage), size))
     return tasks, inputs
 
 
-def _merged_size(tasks: list[_Task], previous: Path | None) -> int:
+def _merged_size(tasks: list[Task], previous: Path | None) -> int:
     """About how much JSON the merge handles: what memory-bounded passes are sized by.
 
     Compressed inputs count eight times their size; the previous output's
@@ -359,8 +328,8 @@ def _fingerprint(path: Path | str, prefix: int | None) -> tuple[int, str | None,
 
 
 def _run(
-    tasks: list[_Task], workers: int, progress: bool, engine: str = "local", scheduler: str | None = None
-) -> list[_FileResult]:
+    tasks: list[Task], workers: int, progress: bool, engine: str = "local", scheduler: str | None = None
+) -> list[FileResult]:
     """Stage every file, in parallel worker processes when there are several files and workers.
 
     With the ``dask`` engine, each file is a task on a Dask cluster instead (:mod:`siq_schemas._dask`).
@@ -379,12 +348,12 @@ def _run(
             method = "fork" if "fork" in get_all_start_methods() else "spawn"
             pool = stack.enter_context(ProcessPoolExecutor(min(workers, len(tasks)), mp_context=get_context(method)))
             stack.callback(pool.shutdown, cancel_futures=True)  # on an error, queued files are not started
-            futures = {pool.submit(_stage_file, task): task for task in tasks}
+            futures = {pool.submit(stage_file, task): task for task in tasks}
             staged = ((futures[future], future.result()) for future in as_completed(futures))
         else:
-            staged = ((task, _stage_file(task)) for task in tasks)
+            staged = ((task, stage_file(task)) for task in tasks)
         bar = stack.enter_context(_progress(total, progress))
-        results: list[_FileResult] = []
+        results: list[FileResult] = []
         for task, result in staged:
             results.append(result)
             if progress:
@@ -403,131 +372,7 @@ def _progress(total: int, enabled: bool) -> Any:
     return tqdm(total=total, unit="B", unit_scale=True, desc="siq convert", dynamic_ncols=True)
 
 
-def _stage_file(task: _Task) -> _FileResult:
-    """Read, verify, parse, validate, identify and flatten one file into the staging area.
-
-    The cyclic garbage collector is paused while a batch is built: parsed
-    payloads make no reference cycles, and collecting young objects over and
-    over cost about a tenth of the time. It runs once per batch instead.
-    """
-    keyring = load_keys(*task.keys) if task.keys else None
-    result = _FileResult(storage.key(storage.location(task.path)), resumed=task.skip_lines > 0)
-    rows, rejects = Rows(), _Rejects()
-    batch = 0
-
-    def flush() -> None:
-        nonlocal rows, rejects, batch
-        tables = rows.tables()
-        tables["rejects"] = rejects.table()
-        write.write_staged(tables, Path(task.stage), f"{task.index:06d}-{batch:05d}", task.buckets)
-        rows, rejects, batch = Rows(), _Rejects(), batch + 1
-        gc.collect(1)  # the young generations only: a full collection costs ~35 ms, per file
-
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        for record in _records(task, result):
-            result.lines = max(result.lines, record.line)
-            if 0 < record.line <= task.skip_lines:  # line 0: the file could not be opened
-                continue
-            if record.kind == "blank":
-                result.counts["blank"] += 1
-                continue
-            try:
-                payload, delivery = _accept(record, keyring, task.allow_unsigned, task.limits.max_depth, result.drift)
-            except SiqSchemasError as error:
-                result.counts[error.code] += 1
-                rejects.add(record, error)
-            else:
-                result.counts["accepted"] += 1
-                rows.add(event_key(payload), payload, delivery, task.index << 32 | record.line)
-            if rows.count + len(rejects.rows) >= BATCH:
-                flush()
-        flush()
-    finally:
-        if collecting:
-            gc.enable()
-    return result
-
-
-def _records(task: _Task, result: _FileResult) -> Iterator[Record]:
-    """The records of a task's file, or one ``unreadable`` record when it cannot be opened (gone since planned)."""
-    try:
-        yield from read_records(task.path, task.limits)
-    except Unreadable as error:  # raised only when the file cannot be opened
-        result.unopened = True
-        yield Record(task.path, 0, b"", "unreadable", error=error)
-
-
-def _accept(
-    record: Record, keyring: Keyring | None, allow_unsigned: bool, max_depth: int, found: Drift
-) -> tuple[dict[str, Any], tuple[Any, ...]]:
-    """The payload and delivery facts of an acceptable record; raise the reject's error otherwise.
-
-    The facts are the ``_deliveries`` columns after ``event_key``: attempt, signature, key id,
-    webhook id, ``received_at`` and source. Every payload that parses is checked for drift into
-    ``found``, rejected or not; that check also judges it, so only an invalid payload is
-    validated again, to be explained.
-    """
-    if record.error is not None:
-        raise record.error
-    key_id = None
-    if record.kind == "delivery" and keyring is not None:
-        key_id = record_key(record, keyring)
-        status = "valid"
-    elif record.kind == "delivery":
-        status = "unverified"
-    elif keyring is not None and not allow_unsigned:
-        raise SignatureMissing("bare payload without a signature (use --allow-unsigned to accept it)")
-    else:
-        status = "unsigned" if keyring is not None else "unverified"
-    payload = record.parse(max_depth)
-    if not found.add(payload, record.source, record.line):
-        validate(payload)  # raises the error that explains it
-    webhook = payload.get("webhook")
-    return payload, (
-        _count(payload.get("attempt")),
-        status,
-        key_id,
-        _id(webhook.get("id")) if isinstance(webhook, dict) else None,
-        received_at_ms(record.received_at),
-        f"{record.source}:{record.line}",
-    )
-
-
-_count, _id = CONVERT["int"], CONVERT["id"]
-
-
-class _Rejects:
-    """Rows of the ``rejects`` table for one batch."""
-
-    def __init__(self) -> None:
-        self.rows: list[dict[str, Any]] = []
-
-    def add(self, record: Record, error: SiqSchemasError) -> None:
-        json_path = error.json_path if isinstance(error, PayloadInvalid) else None
-        event = getattr(error, "event", None)
-        detail = error.message if isinstance(error, Unreadable | PayloadInvalid) else str(error)
-        if isinstance(error, PayloadInvalid):
-            detail = f"{error.json_path}: {error.message}"
-        self.rows.append(
-            {
-                "source": record.source,
-                "line": record.line,
-                "reason": error.code,
-                "detail": detail,
-                "json_path": json_path,
-                "event": event if isinstance(event, str) else None,
-                "received_at": received_at_ms(record.received_at),
-                "raw": record.raw,
-            }
-        )
-
-    def table(self) -> pa.Table:
-        return pa.Table.from_pylist(self.rows, schema=TABLES["rejects"].schema)
-
-
-def _tally(results: list[_FileResult], inputs: dict[str, dict[str, Any]], report: Report) -> None:
+def _tally(results: list[FileResult], inputs: dict[str, dict[str, Any]], report: Report) -> None:
     totals: Counter[str] = Counter()
     for result in results:
         totals.update(result.counts)
