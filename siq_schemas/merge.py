@@ -26,7 +26,7 @@ from .tables import HISTORY, TABLES
 #: Rows per batch moved from DuckDB to the Parquet writer.
 BATCH_ROWS = 16_384
 #: DuckDB's memory budget for merging and folding; beyond it, it spills to disk.
-MEMORY_LIMIT = "320MB"
+MEMORY_LIMIT = "400MB"
 
 
 def build(temp: Path, previous: Path | None, threads: int, buckets: int, ranges: int = 1) -> dict[str, int]:
@@ -57,6 +57,9 @@ def build(temp: Path, previous: Path | None, threads: int, buckets: int, ranges:
         merged = ("events", *(table.name for table in HISTORY))
         split = _time_ranges(con, ranges) if ranges > 1 else None
         keyed = {name: schema for name, schema in staged.items() if name != "rejects"}
+        # Every join of these passes has its narrow side (the keep set, the aggregated deliveries) on the
+        # right: DuckDB must build its hash table from that side, never from the wide staged rows.
+        con.execute("SET disabled_optimizers = 'build_side_probe_side'")
         for bucket in range(buckets):  # one bucket of event keys at a time: each join's hash table stays small
             where = write.bucket_sql(bucket, buckets) if buckets > 1 else "TRUE"
             _views(con, "p_", stage, f"b{bucket:02d}", previous, keyed, where)
@@ -65,6 +68,7 @@ def build(temp: Path, previous: Path | None, threads: int, buckets: int, ranges:
             queries |= {table.name: dedupe.history_sql(f'"p_{table.name}"', "p_keep") for table in HISTORY}
             for name in merged:
                 _copy(con, queries[name], spill / name, bucket, split)
+        con.execute("RESET disabled_optimizers")
         for name in merged:  # then each table sorted, one range of event times after the other
             _sorted(con, name, "event_time, event_key", temp, counts, ranges)
         _write(con, "SELECT * FROM s_rejects ORDER BY source, line", "rejects", temp, counts)
