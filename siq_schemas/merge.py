@@ -47,7 +47,14 @@ def build(temp: Path, previous: Path | None, threads: int, buckets: int, ranges:
             pq.write_table(schema.empty_table(), stage / name / f"b{bucket:02d}" / "empty.parquet")
     con = duckdb.connect(  # a database file, so that its tables too live on disk beyond the memory limit
         str(spill / "merge.duckdb"),
-        config={"threads": max(threads, 1), "memory_limit": MEMORY_LIMIT, "preserve_insertion_order": False},
+        config={
+            "threads": max(threads, 1),
+            "memory_limit": MEMORY_LIMIT,
+            "preserve_insertion_order": False,
+            # A pass split by time ranges (PARTITION_BY) buffers this many rows per thread before writing them
+            # out; DuckDB's default (524,288 wide rows) outgrows the memory limit.
+            "partitioned_write_flush_threshold": 4 * BATCH_ROWS,
+        },
     )
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET temp_directory = '{_sql_path(spill)}'")
