@@ -26,7 +26,7 @@ from .tables import HISTORY, TABLES
 #: Rows per batch moved from DuckDB to the Parquet writer.
 BATCH_ROWS = 16_384
 #: DuckDB's memory budget for merging and folding; beyond it, it spills to disk.
-MEMORY_LIMIT = "400MB"
+MEMORY_LIMIT = "512MB"
 
 
 def build(temp: Path, previous: Path | None, threads: int, buckets: int, ranges: int = 1) -> dict[str, int]:
