@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from . import EVENTS, __version__, schema
+from . import EVENTS, __version__, schema, storage
 from .drift import Drift, merged
 from .exceptions import (
     PayloadInvalid,
@@ -265,7 +265,7 @@ def drift_command(sources: tuple[str, ...], as_json: bool) -> int:
         if found is None:
             found = by_source[record.source] = Drift()
         found.add(payload, record.source, record.line)
-    report = merged({str(Path(source).resolve()): found for source, found in by_source.items()})
+    report = merged({storage.key(storage.location(source)): found for source, found in by_source.items()})
     click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) if as_json else str(report))
     if unreadable:
         click.echo(f"{unreadable:,} unreadable records skipped (`siq validate` names them)", err=True)

@@ -174,7 +174,7 @@ def convert(
     try:
         tasks, inputs = _plan(paths, previous, keyring, allow_unsigned, temp / "_stage", report)
         size = _merged_size(tasks, out_path if previous else None)
-        buckets, ranges = _buckets(size), min(max(-(-size // RANGE_BYTES), 1), RANGES)
+        buckets, ranges = _buckets(size), _ranges(size)
         tasks = [replace(task, buckets=buckets, limits=limits) for task in tasks]
         if previous is not None and not tasks:  # nothing new: the output stays as it is
             shutil.rmtree(temp)
@@ -300,6 +300,11 @@ def _buckets(size: int) -> int:
     while buckets < 16 and size > buckets * BUCKET_BYTES:
         buckets *= 2
     return buckets
+
+
+def _ranges(size: int) -> int:
+    """How many ranges of event times to sort the tables in: one per :data:`RANGE_BYTES`, at most :data:`RANGES`."""
+    return min(max(-(-size // RANGE_BYTES), 1), RANGES)
 
 
 def _fingerprint(path: Path | str, prefix: int | None) -> tuple[int, str | None, str | None]:

@@ -131,9 +131,13 @@ def expand(sources: Iterable[str | os.PathLike[str]]) -> list[Path | str]:
     return list(files)
 
 
+#: Walking a source folder skips the names that start with these (see :func:`_walk`).
+SKIPPED = ("_", ".")
+
+
 def _wanted(relative: PurePath) -> bool:
     """Whether a file found below a source folder or URL is input: see :func:`_walk`."""
-    return relative.name.endswith(SUFFIXES) and not any(part.startswith(("_", ".")) for part in relative.parts)
+    return relative.name.endswith(SUFFIXES) and not any(part.startswith(SKIPPED) for part in relative.parts)
 
 
 def _walk(root: Path) -> list[Path]:
@@ -149,8 +153,8 @@ def _walk(root: Path) -> list[Path]:
         found.append(Path(error.filename))
 
     for folder, folders, names in os.walk(root, onerror=unlisted):
-        folders[:] = [name for name in folders if not name.startswith(("_", "."))]
-        wanted = (Path(folder, name) for name in names if name.endswith(SUFFIXES) and not name.startswith(("_", ".")))
+        folders[:] = [name for name in folders if not name.startswith(SKIPPED)]
+        wanted = (Path(folder, name) for name in names if _wanted(PurePath(name)))
         found.extend(path for path in wanted if path.is_file())
     return sorted(found)
 
