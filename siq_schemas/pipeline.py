@@ -18,13 +18,15 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import ExitStack, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -171,58 +173,87 @@ def convert(
     previous = write.read_manifest(out_path)
     report = Report(out=str(out_path))
     temp = write.prepare(out_path)
-    try:
-        tasks, inputs = _plan(paths, previous, keyring, allow_unsigned, temp / "_stage", report)
-        size = _merged_size(tasks, out_path if previous else None)
-        buckets, ranges = _buckets(size), _ranges(size)
-        tasks = [replace(task, buckets=buckets, limits=limits) for task in tasks]
-        if previous is not None and not tasks:  # nothing new: the output stays as it is
-            shutil.rmtree(temp)
-            report.tables = dict(previous["tables"])
-            report.drift = len(drift.merged(drift.read(out_path)))
+    with _interrupts() as interrupted:
+        try:
+            tasks, inputs = _plan(paths, previous, keyring, allow_unsigned, temp / "_stage", report)
+            size = _merged_size(tasks, out_path if previous else None)
+            buckets, ranges = _buckets(size), _ranges(size)
+            tasks = [replace(task, buckets=buckets, limits=limits) for task in tasks]
+            if previous is not None and not tasks:  # nothing new: the output stays as it is
+                shutil.rmtree(temp)
+                report.tables = dict(previous["tables"])
+                report.drift = len(drift.merged(drift.read(out_path)))
+                report.seconds = time.perf_counter() - started
+                return report
+            results = _run(tasks, workers or os.cpu_count() or 1, progress, engine, scheduler)
+            _tally(results, inputs, report)
+            found = ((result.input, result.drift, result.resumed) for result in results)
+            report.drift = len(drift.save(temp, out_path if previous else None, found))
+            if progress:
+                print(f"siq convert: merging {report.records_read:,} records into the tables...", file=sys.stderr)
+            report.tables = merge.build(
+                temp, out_path if previous else None, workers or os.cpu_count() or 1, buckets, ranges
+            )
+            previous_events = (previous or {}).get("tables", {}).get("events", 0)
+            accepted = report.records_read - report.rejected
+            report.events_written = report.tables["events"] - previous_events
+            report.duplicates = accepted - report.events_written
+            if not report.balanced or report.duplicates < 0:
+                raise AccountingError(f"records went missing: {report.to_dict()}")
             report.seconds = time.perf_counter() - started
-            return report
-        results = _run(tasks, workers or os.cpu_count() or 1, progress, engine, scheduler)
-        _tally(results, inputs, report)
-        found = ((result.input, result.drift, result.resumed) for result in results)
-        report.drift = len(drift.save(temp, out_path if previous else None, found))
-        if progress:
-            print(f"siq convert: merging {report.records_read:,} records into the tables...", file=sys.stderr)
-        report.tables = merge.build(
-            temp, out_path if previous else None, workers or os.cpu_count() or 1, buckets, ranges
-        )
-        previous_events = (previous or {}).get("tables", {}).get("events", 0)
-        accepted = report.records_read - report.rejected
-        report.events_written = report.tables["events"] - previous_events
-        report.duplicates = accepted - report.events_written
-        if not report.balanced or report.duplicates < 0:
-            raise AccountingError(f"records went missing: {report.to_dict()}")
-        report.seconds = time.perf_counter() - started
-        _write_manifest(temp, inputs, report)
-        shutil.rmtree(temp / "_stage", ignore_errors=True)
-        shutil.rmtree(temp / "_spill", ignore_errors=True)
-        write.commit(temp, out_path)
-    except BaseException as error:
-        shutil.rmtree(temp, ignore_errors=True)
-        failure = _failure(error, out_path) if isinstance(error, Exception) else None
-        if failure is not None:
-            raise failure from error
-        raise
+            _write_manifest(temp, inputs, report)
+            shutil.rmtree(temp / "_stage", ignore_errors=True)
+            shutil.rmtree(temp / "_spill", ignore_errors=True)
+            write.commit(temp, out_path)
+        except BaseException as error:
+            shutil.rmtree(temp, ignore_errors=True)
+            failure = _failure(error, out_path, bool(interrupted)) if isinstance(error, Exception) else None
+            if failure is not None:
+                raise failure from error
+            raise
     return report
 
 
-def _failure(error: Exception, out: Path) -> BaseException | None:
+@contextmanager
+def _interrupts() -> Iterator[list[int]]:
+    """Note every Ctrl-C (SIGINT) during a run, then handle it as before.
+
+    Libraries that catch the ``KeyboardInterrupt`` (DuckDB in a query, pyarrow
+    in an import) raise errors of their own: the note says what they were.
+    Only the main thread can take signals; elsewhere nothing is noted.
+    """
+    noted: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield noted
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def note(number: int, frame: Any) -> None:
+        if previous is signal.SIG_IGN:
+            return
+        noted.append(number)
+        if callable(previous):
+            previous(number, frame)
+        else:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, note)
+    try:
+        yield noted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _failure(error: Exception, out: Path, interrupted: bool = False) -> BaseException | None:
     """What a run that stopped part-way raises instead of ``error`` (None: ``error`` itself).
 
-    DuckDB turns Ctrl-C into an error of its own: it is an interrupt again. A
-    full disk or a folder that cannot be written (an ``OSError``, or DuckDB's
-    I/O, transaction, memory or fatal errors) is an
-    :class:`~siq_schemas.write.OutputError`, a worker that died a
+    After Ctrl-C it is an interrupt, whatever the error: DuckDB and pyarrow turn
+    the interrupt into errors of their own. A full disk or a folder that cannot
+    be written (an ``OSError``, or DuckDB's I/O, transaction, memory or fatal
+    errors) is an :class:`~siq_schemas.write.OutputError`, a worker that died a
     :class:`RunFailed`: one clear line, not a traceback.
     """
-    if isinstance(error, duckdb.InterruptException) or (
-        isinstance(error, RuntimeError) and str(error) == "Query interrupted"
-    ):
+    if interrupted:
         return KeyboardInterrupt()
     if isinstance(error, SiqSchemasError):
         return None

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pytest
 
 import siq_schemas
@@ -224,9 +225,30 @@ def test_an_interrupt_in_the_merge_is_an_interrupt(previous, monkeypatch, capsys
     archive, out, before = previous
 
     def interrupted(*args):
-        raise RuntimeError("Query interrupted")
+        try:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while DuckDB runs a query ...
+            time.sleep(5)
+        except KeyboardInterrupt:
+            raise RuntimeError("Query interrupted") from None  # ... which DuckDB reports as an error of its own
 
     monkeypatch.setattr(merge, "_copy", interrupted)
+    assert main(["convert", str(archive), "--out", str(out)]) == 130
+    assert capsys.readouterr().err.strip() == "siq: interrupted"
+    assert snapshot(out) == before and not leftovers(out)
+
+
+def test_an_interrupt_any_library_turns_into_its_own_error_is_an_interrupt(previous, monkeypatch, capsys):
+    """Ctrl-C caught by a library (pyarrow importing zoneinfo) and raised as another error: still exit 130."""
+    archive, out, before = previous
+
+    def interrupted(*args):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            raise pa.ArrowInvalid("The zoneinfo module or pytz package must be installed.") from None
+
+    monkeypatch.setattr(merge.fold, "replay_admin", interrupted)
     assert main(["convert", str(archive), "--out", str(out)]) == 130
     assert capsys.readouterr().err.strip() == "siq: interrupted"
     assert snapshot(out) == before and not leftovers(out)
