@@ -13,7 +13,8 @@ example value:
 - ``invalid-value``: any other lenient-schema problem (a time that is not epoch ms).
 - ``unpublished-event``: an event the vendor publishes no payload for: only its
   envelope is checked, its entity is kept as it comes.
-- ``unknown-event``: an event name that has no schema.
+- ``unknown-event``: an event name that has no schema, or a Zobot (bot platform) request,
+  which reaches webhook URLs too but is no event (seen ``a Zobot request``).
 
 ``siq convert`` rejects a record with a type mismatch, missing field, enum or
 invalid value (``schema-invalid``) or an unknown event; unknown fields and
@@ -37,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _registry
-from .validate import _fast_is_valid
+from .validate import ZOBOT, _fast_is_valid, zobot_request
 
 #: The report ``siq convert`` writes in its output folder.
 REPORT = "_drift.json"
@@ -90,7 +91,7 @@ class Drift:
             self.events[event] += 1
         else:
             event = None
-        strict = _strict(event)
+        strict = None if event is None and zobot_request(payload) else _strict(event)
         if strict is not None and event not in _UNPUBLISHED and _fast_is_valid(strict, payload):
             return True
         found: dict[_Key, Any] = {}
@@ -236,7 +237,8 @@ def _check(event: str | None, payload: Any, strict: _registry.Validators | None,
     """Put the findings of one payload in ``found``, each with its value; return whether the payload is valid."""
     entity = payload.get("entity", _ABSENT) if isinstance(payload, dict) else _ABSENT
     if strict is None:
-        found[event, "unknown-event", "$.event", None, None] = entity
+        seen = ZOBOT.partition(",")[0] if event is None else None
+        found[event, "unknown-event", "$.event", None, seen] = payload if event is None else entity
         return False
     if event in _UNPUBLISHED:
         found[event, "unpublished-event", "$.entity", None, None] = entity
