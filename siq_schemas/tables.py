@@ -81,7 +81,7 @@ class Table:
 
 
 def _definitions() -> dict[str, Any]:
-    return _registry.document("defs")["$defs"]
+    return _registry.document("defs", "documented")["$defs"]
 
 
 def _kind(node: dict[str, Any], defs: dict[str, Any]) -> str | dict[str, Any]:
@@ -120,7 +120,7 @@ def _expand(node: dict[str, Any], path: tuple[str, ...], prefix: str, skip: tupl
 
 
 def _envelope(name: str, description: str) -> Column:
-    node = _registry.document("envelope")["properties"][name]
+    node = _registry.document("envelope", "documented")["properties"][name]
     kind = _kind(node, _definitions())
     assert isinstance(kind, str)
     return Column(name, kind, description or node.get("description", ""), (name,))

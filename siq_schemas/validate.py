@@ -93,7 +93,10 @@ def invalid(error: ValidationError, event: str | None = None) -> PayloadInvalid:
         missing = next((name for name in error.validator_value if name not in error.instance), None)
         if missing is not None:
             path = f"{path}.{missing}" if missing.isidentifier() else f"{path}[{missing!r}]"
-    message = error.message if len(error.message) <= 200 else error.message[:197] + "..."
+    message = error.message
+    if error.validator == "pattern" and error.schema.get("type") == _registry.WHOLE_NUMBER["type"]:
+        message = f"{error.instance!r} is not an integer or a string of digits"
+    message = message if len(message) <= 200 else message[:197] + "..."
     return PayloadInvalid(message, path, event, (error,))
 
 

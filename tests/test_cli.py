@@ -49,10 +49,10 @@ def test_validate_reports_file_line_event_path_and_message(tmp_path):
     result = siq("validate", str(path))
     assert result.returncode == 1
     assert result.stdout.splitlines() == [
-        f"{path}:2 conversation.rated $.entity.rating 'five' is not of type 'integer'",
+        f"{path}:2 conversation.rated $.entity.rating 'five' is not an integer or a string of digits",
         f"{path}:4 conversation.exploded $.event unknown event 'conversation.exploded'",
         f"{path}:5 - $ invalid JSON: object keys must be strings (byte 1)",
-        f"{path}:6 conversation.rated $.entity.rating 'five' is not of type 'integer'",
+        f"{path}:6 conversation.rated $.entity.rating 'five' is not an integer or a string of digits",
     ]
     assert "5 records: 1 valid, 3 invalid, 1 unreadable (1 blank lines skipped)" in result.stderr
     assert "Traceback" not in result.stderr

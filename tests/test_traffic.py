@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import copy
 import json
+from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import pytest
 
 import siq_schemas
+from siq_schemas import _registry
 from siq_schemas.cli import main
 from siq_schemas.drift import Drift
+from siq_schemas.parse import loads
+from siq_schemas.tables import BY_EVENT
 from tests.conftest import KEYS, ZOBOT_REQUEST, delivery, write_lines
 
 KEY_A = KEYS / "key_a_public.pem"
@@ -64,3 +71,141 @@ def test_drift_counts_a_zobot_request_as_an_unknown_event():
     [finding] = drift.findings()
     assert (finding["event"], finding["kind"], finding["path"]) == (None, "unknown-event", "$.event")
     assert finding["seen"] == "a Zobot request" and "seen a Zobot request" in str(drift)
+
+
+# ---------------------------------------------------------------------------- the leniency rule
+
+EXAMPLES = Path(__file__).parent / "examples"
+
+
+def _nested_id_paths(node: dict, defs: dict, path: tuple[str, ...] = ("entity",)) -> list[tuple[str, ...]]:
+    """Paths of the ids of the objects nested in an entity's documented schema (``entity.owner.id`` ...)."""
+    found = []
+    for name, child in node.get("properties", {}).items():
+        target = defs[child["$ref"].rpartition("/")[2]] if "$ref" in child else child
+        if "properties" in target:
+            if "id" in target["properties"]:
+                found.append((*path, name, "id"))
+            found += _nested_id_paths(target, defs, (*path, name))
+    return found
+
+
+def _entity_definition(event: str) -> str | None:
+    entity = _registry.document(event, "documented").get("properties", {}).get("entity", {})
+    return entity["$ref"].rpartition("/")[2] if "$ref" in entity else None
+
+
+def _leniency_cases() -> list[Any]:
+    defs = _registry.document("defs", "documented")["$defs"]
+    cases = []
+    for event in siq_schemas.EVENTS:
+        definition = _entity_definition(event)
+        paths = _nested_id_paths(defs[definition], defs) if definition else []
+        if paths:
+            cases.append(pytest.param(event, paths, id=event))
+    return cases
+
+
+def _examples_of(event: str) -> list[dict]:
+    """The valid examples of ``event``, then those of the events sharing its entity (renamed ``event``)."""
+    sharing = [e for e in siq_schemas.EVENTS if e != event and _entity_definition(e) == _entity_definition(event)]
+    examples = []
+    for name in (event, *sharing):
+        for path in sorted((EXAMPLES / name / "valid").glob("*.json")):
+            example = loads(path.read_bytes())
+            if isinstance(example.get("entity"), dict):
+                examples.append(example | {"event": event})
+    return examples
+
+
+def _at(payload: Any, path: tuple[str, ...]) -> Any:
+    for part in path:
+        payload = payload.get(part) if isinstance(payload, dict) else None
+    return payload
+
+
+def _without(payload: dict, path: tuple[str, ...], value: Any = KeyError) -> dict:
+    """A copy of ``payload`` with ``path`` removed (or set to ``value``)."""
+    result = copy.deepcopy(payload)
+    node = result
+    for part in path[:-1]:
+        node = node[part]
+    if value is KeyError:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return result
+
+
+@pytest.mark.parametrize(("event", "paths"), _leniency_cases())
+def test_the_leniency_rule_on_every_event_with_nested_ids(event, paths, tmp_path):
+    """A missing nested id is accepted (column null, drift reports it); no event/time/entity id, a non-object
+    entity or an id that cannot be read is `schema-invalid`: the rule of docs/schemas.md, per event."""
+    examples = _examples_of(event)
+    accepted, rejected = [], []
+    for path in paths:
+        base = next((e for e in examples if _at(e, path) is not None), None)
+        assert base is not None, f"no example of {event} has {'.'.join(path)}"
+        accepted.append((path, _without(base, path)))
+        rejected.append(("$." + ".".join(path), _without(base, path, True)))
+    base = accepted[0][1]
+    rejected += [("$.event_time", _without(base, ("event_time",))), ("$.entity_id", _without(base, ("entity_id",)))]
+    rejected += [("$.entity", _without(base, ("entity",), "a string")), ("$.event", _without(base, ("event",)))]
+    payloads = [payload for _, payload in accepted] + [payload for _, payload in rejected]
+    for number, payload in enumerate(payloads):  # one distinct event each
+        if "event_time" in payload:
+            payload["event_time"] = str(1769112912000 + number)
+    for path, payload in accepted:
+        assert siq_schemas.is_valid(payload), path
+        found = Drift()
+        assert found.add(payload)
+        documented_required = _registry.validators(event, "documented").fast.is_valid(payload) is False
+        reported = {(f["kind"], f["path"]) for f in found.findings()}
+        assert not documented_required or ("missing-required", "$." + ".".join(path)) in reported, reported
+    for json_path, payload in rejected:
+        with pytest.raises(siq_schemas.PayloadInvalid) as raised:
+            siq_schemas.validate(payload)
+        assert raised.value.json_path == json_path
+    archive = tmp_path / "payloads.json"
+    archive.write_text(json.dumps(payloads))
+    report = siq_schemas.convert(archive, tmp_path / "out")
+    assert (report.events_written, report.rejected) == (len(accepted), len(rejected))
+    rejects = siq_schemas.read_table(tmp_path / "out", "rejects")
+    assert sorted(rejects.json_path) == sorted(path for path, _ in rejected)
+    assert set(rejects.reason) == {"schema-invalid"}
+    for table in BY_EVENT.get(event, []):
+        rows = siq_schemas.read_table(tmp_path / "out", table.name)
+        for number, (path, _) in enumerate(accepted):
+            column = next((c.name for c in table.columns if c.path == path), None)
+            if column is not None:
+                row = rows[rows.event_time == pd.Timestamp(1769112912000 + number, unit="ms", tz="UTC")]
+                assert len(row) == 1 and row[column].isna().all(), (table.name, column)
+
+
+def test_a_whole_number_reads_from_digits_and_a_word_does_not(rated, tmp_path):
+    """A rating of "5" is accepted and written as 5 (drift reports the string); "five" is `schema-invalid`."""
+    five = copy.deepcopy(rated) | {"entity": rated["entity"] | {"rating": "5"}}
+    word = copy.deepcopy(rated) | {"entity": rated["entity"] | {"rating": "five"}, "event_time": "1567065865618"}
+    assert siq_schemas.is_valid(five) and not siq_schemas.is_valid(word)
+    found = Drift()
+    found.add(five)
+    assert [(f["kind"], f["path"], f["seen"]) for f in found.findings()] == [
+        ("type-mismatch", "$.entity.rating", "string")
+    ]
+    (tmp_path / "rated.json").write_text(json.dumps([five, word]))
+    report = siq_schemas.convert(tmp_path / "rated.json", tmp_path / "out")
+    assert (report.events_written, report.rejected) == (1, 1)
+    assert siq_schemas.read_table(tmp_path / "out", "ratings").rating.tolist() == [5]
+
+
+def test_a_value_outside_a_documented_set_is_kept_and_reported(tmp_path):
+    """A visitor record of type "customer" (neither lead nor contact) is accepted, kept, and reported by drift."""
+    payload = loads((EXAMPLES / "visitor.updated" / "valid" / "doc-case-3-contact-updated.json").read_bytes())
+    payload["entity"]["type"] = "customer"
+    assert siq_schemas.is_valid(payload)
+    found = Drift()
+    found.add(payload)
+    assert [(f["kind"], f["path"]) for f in found.findings()] == [("invalid-value", "$.entity.type")]
+    (tmp_path / "visitor.json").write_text(json.dumps(payload))
+    siq_schemas.convert(tmp_path / "visitor.json", tmp_path / "out")
+    assert siq_schemas.read_table(tmp_path / "out", "visitors").type.tolist() == ["customer"]
