@@ -101,8 +101,9 @@ def render() -> str:
             ]
             continue
         entity = document.get("properties", {}).get("entity")
-        if entity is None:
-            out += ["Envelope only: the entity is kept as it comes.", ""]
+        if entity is None or "$ref" not in entity:
+            described = f"`entity`: {entity['description']} " if entity and "description" in entity else ""
+            out += [f"{described}Envelope only: the entity is kept as it comes, in `events.entity`.", ""]
             continue
         required = "required" if "entity" in document.get("required", []) else "optional"
         out += [f"`entity` ({required}): {_def(entity['$ref'])['description']}", ""]

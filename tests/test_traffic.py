@@ -209,3 +209,35 @@ def test_a_value_outside_a_documented_set_is_kept_and_reported(tmp_path):
     (tmp_path / "visitor.json").write_text(json.dumps(payload))
     siq_schemas.convert(tmp_path / "visitor.json", tmp_path / "out")
     assert siq_schemas.read_table(tmp_path / "out", "visitors").type.tolist() == ["customer"]
+
+
+# ---------------------------------------------------------------------------- Workflows events
+
+WORKFLOWS = [
+    "contact.tag.action",
+    "lead.tag.action",
+    "brands.enabled",
+    "brands.disabled",
+    "tag.created",
+    "tag.updated",
+    "tag.deleted",
+    "conversation.ended",
+]
+
+
+def test_workflows_events_are_accepted_kept_and_counted_as_unpublished(tmp_path, capsys):
+    """The Workflows events validate, convert to `events` rows with their entity, and drift counts them unpublished."""
+    payloads = [loads((EXAMPLES / e / "valid" / "synthetic-plausible-entity.json").read_bytes()) for e in WORKFLOWS]
+    archive = write_lines(tmp_path / "workflows.jsonl", [delivery(payload) for payload in payloads])
+    assert all(_registry.unpublished(event) for event in WORKFLOWS)
+    assert main(["validate", str(archive)]) == 0
+    report = siq_schemas.convert(archive, tmp_path / "out", keys=KEY_A)
+    assert (report.events_written, report.rejected) == (len(WORKFLOWS), 0)
+    events = siq_schemas.read_table(tmp_path / "out", "events").set_index("event")
+    for payload in payloads:
+        assert json.loads(events.entity[payload["event"]]) == payload["entity"]
+        assert events.entity_id[payload["event"]] == payload["entity_id"]
+    findings = json.loads((tmp_path / "out" / "_drift.json").read_text())["findings"]
+    assert sorted((f["event"], f["kind"], f["count"]) for f in findings) == [
+        (event, "unpublished-event", 1) for event in sorted(WORKFLOWS)
+    ]
