@@ -15,8 +15,8 @@ def test_events_cover_documented_observed_and_alternate_names():
     assert len(siq_schemas.EVENTS) == 35
     assert "operator.departments.disassociated" in siq_schemas.EVENTS
     assert "conversation.metrics" in siq_schemas.EVENTS
-    workflows = ["contact.tag.action", "lead.tag.action", "brands.enabled", "brands.disabled", "tag.created"]
-    assert set(workflows + ["tag.updated", "tag.deleted", "conversation.ended"]) <= set(siq_schemas.EVENTS)
+    workflows = {"contact.tag.action", "lead.tag.action", "brands.enabled", "brands.disabled", "tag.created"}
+    assert workflows | {"tag.updated", "tag.deleted", "conversation.ended"} <= set(siq_schemas.EVENTS)
     assert "envelope" not in siq_schemas.EVENTS and "defs" not in siq_schemas.EVENTS
 
 
