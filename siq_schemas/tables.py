@@ -11,13 +11,15 @@ The data dictionary in ``docs/tables.md`` is generated from these specs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
 import pyarrow as pa
 
 from . import _registry
+
+FORMAT = 3  # output format version: bump when tables or columns change
 
 #: The Arrow type of each kind of column.
 TYPES: dict[str, pa.DataType] = {
@@ -39,7 +41,7 @@ _DEF_KINDS = {
     "boolean": "bool",
     "count": "int",
     "status_codes": "json",
-    "version": "text",
+    "version": "json",  # 1 and "1" both arrive: JSON text keeps which (`1` or `"1"`)
 }
 
 
@@ -127,14 +129,16 @@ def _envelope(name: str, description: str) -> Column:
 
 
 def _history(name: str, grain: str, id_column: str, id_meaning: str, events: list[str], entity: list[Column]) -> Table:
-    columns = (
+    """A history table; an entity column named like one of the table's own is prefixed ``entity_``."""
+    own = (
         Column("event_key", "id", "Identity of the event (joins with `events`)."),
         Column(id_column, "id", id_meaning, ("entity_id",)),
         _envelope("event", "The event name."),
         _envelope("event_time", "When the event happened."),
-        *entity,
     )
-    return Table(name, grain, columns, frozenset(events))
+    names = {column.name for column in own}
+    entity = [replace(c, name=f"entity_{c.name}") if c.name in names else c for c in entity]
+    return Table(name, grain, (*own, *entity), frozenset(events))
 
 
 CONVERSATION_EVENTS = [
@@ -314,6 +318,21 @@ TABLES: dict[str, Table] = {
                 Column("department_id", "id", "The department of the latest event that names one."),
                 Column("owner_id", "id", "The owner of the latest event that names one."),
                 Column("visitor_id", "id", "The visitor of the latest event that names one."),
+                Column(
+                    "channel",
+                    "text",
+                    "The visitor's channel (`website`, `whatsapp` ...) of the latest event that names one.",
+                ),
+                Column(
+                    "chat_initiated_url",
+                    "text",
+                    "The page the chat started on, of the latest event that names one.",
+                ),
+                Column(
+                    "ended_by",
+                    "text",
+                    "Who ended the chat (`agent`, `visitor`, `system`), of the latest event that names it.",
+                ),
                 Column("wait_ms", "int", "Waiting time: `attended_time - opened_time`, in milliseconds."),
                 Column(
                     "first_response_ms",
@@ -378,6 +397,15 @@ TABLES: dict[str, Table] = {
                 Column("phone", "text", "Latest phone number."),
                 Column("lead_id", "id", "The lead this contact was converted from (visitor.updated case 2)."),
                 Column("name", "text", "Latest name."),
+                Column("first_name", "text", "Latest first name."),
+                Column("last_name", "text", "Latest last name."),
+                Column("salutation", "text", "Latest salutation."),
+                Column("channel", "text", "Latest channel (`website`, `whatsapp` ...)."),
+                Column(
+                    "customer_info",
+                    "json",
+                    "Latest custom information the site set for the visitor (conversation events), as JSON.",
+                ),
             ),
             folded=True,
         ),

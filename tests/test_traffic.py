@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 import siq_schemas
@@ -15,7 +16,7 @@ from siq_schemas import _registry
 from siq_schemas.cli import main
 from siq_schemas.drift import Drift
 from siq_schemas.parse import loads
-from siq_schemas.tables import BY_EVENT
+from siq_schemas.tables import BY_EVENT, TABLES
 from tests.conftest import KEYS, ZOBOT_REQUEST, delivery, write_lines
 
 KEY_A = KEYS / "key_a_public.pem"
@@ -241,3 +242,98 @@ def test_workflows_events_are_accepted_kept_and_counted_as_unpublished(tmp_path,
     assert sorted((f["event"], f["kind"], f["count"]) for f in findings) == [
         (event, "unpublished-event", 1) for event in sorted(WORKFLOWS)
     ]
+
+
+# ---------------------------------------------------------------------------- real-shape fields
+
+#: The columns real-shape fields fill, with their exact Arrow types, per table.
+REAL_SHAPE_COLUMNS = {
+    "conversation_events": {
+        "visitor_customer_info": pa.string(),
+        "visitor_channel": pa.string(),
+        "visitor_first_name": pa.string(),
+        "visitor_last_name": pa.string(),
+        "visitor_salutation": pa.string(),
+        "entity_conversation_id": pa.string(),
+        "thread_number": pa.int64(),
+        "chat_initiated_url": pa.string(),
+        "company_name": pa.string(),
+        "company_id": pa.string(),
+        "company_domain": pa.string(),
+        "company_status": pa.string(),
+        "ended_by": pa.string(),
+        "_meta": pa.string(),
+        "owner_type": pa.string(),
+        "owner_email": pa.string(),
+    },
+    "messages": {"sender_type": pa.string()},
+    "conversations": {"ended_by": pa.string(), "chat_initiated_url": pa.string(), "channel": pa.string()},
+    "visitors": {
+        "channel": pa.string(),
+        "first_name": pa.string(),
+        "last_name": pa.string(),
+        "salutation": pa.string(),
+        "customer_info": pa.string(),
+    },
+    "events": {"version": pa.string()},
+}
+
+
+def test_real_shape_columns_exist_with_exact_types_and_are_documented():
+    """Each column real-shape fields fill has its exact Arrow type and a row in docs/tables.md."""
+    tables_md = (Path(__file__).parent.parent / "docs" / "tables.md").read_text(encoding="utf-8")
+    for table, columns in REAL_SHAPE_COLUMNS.items():
+        schema = TABLES[table].schema
+        section = tables_md.partition(f"### `{table}`")[2].partition("### ")[0]
+        for name, kind in columns.items():
+            assert schema.field(name).type == kind, (table, name)
+            assert f"| `{name}` | `{kind}` |" in section, (table, name)
+
+
+def test_real_shape_fields_convert_to_their_columns_without_drift(tmp_path):
+    """A Workflows-shape conversation converts without rejects or drift, its fields in their columns as received."""
+    path = EXAMPLES / "conversation.completed" / "valid" / "notes-workflows-conversation-fields.json"
+    payload = loads(path.read_bytes())
+    documented = loads((EXAMPLES / "conversation.created" / "valid" / "doc-payload.json").read_bytes())
+    found = Drift()
+    assert found.add(payload) and len(found) == 0
+    (tmp_path / "in.json").write_text(json.dumps([payload, documented]))
+    report = siq_schemas.convert(tmp_path / "in.json", tmp_path / "out")
+    assert (report.events_written, report.rejected, report.drift) == (2, 0, 0)
+    entity = payload["entity"]
+    rows = siq_schemas.read_table(tmp_path / "out", "conversation_events").set_index("conversation_id")
+    row = rows.loc[payload["entity_id"]]
+    assert json.loads(row.visitor_customer_info) == {"Branch": "California", "Band": "Premium"}
+    assert (row.visitor_channel, row.visitor_first_name, row.visitor_last_name) == ("whatsapp", "Tricia", "Smith")
+    assert (row.visitor_salutation, row.entity_conversation_id, row.thread_number) == ("Ms.", "40526000001808090", 2)
+    assert (row.chat_initiated_url, row.ended_by) == (entity["chat_initiated_url"], "visitor")
+    assert [row.company_name, row.company_id, row.company_domain, row.company_status] == list(
+        entity["company"].values()
+    )
+    assert json.loads(row._meta) == entity["_meta"]
+    assert (row.owner_type, row.owner_email) == ("operator", "patricia@zylker.com")
+    conversation = siq_schemas.read_table(tmp_path / "out", "conversations").set_index("conversation_id")
+    done = conversation.loc[payload["entity_id"]]
+    assert (done.ended_by, done.chat_initiated_url, done.channel) == (
+        "visitor",
+        entity["chat_initiated_url"],
+        "whatsapp",
+    )
+    visitor = siq_schemas.read_table(tmp_path / "out", "visitors").set_index("visitor_id").loc[entity["visitor"]["id"]]
+    assert (visitor.channel, visitor.first_name, visitor.last_name, visitor.salutation) == (
+        "whatsapp",
+        "Tricia",
+        "Smith",
+        "Ms.",
+    )
+    assert json.loads(visitor.customer_info) == entity["visitor"]["customer_info"]
+
+
+def test_events_version_keeps_an_integer_apart_from_a_string(department_deleted, tmp_path):
+    """`events.version` is the version as JSON: the integer 1 reads back as 1, the string "1" as "1"."""
+    as_integer = department_deleted | {"version": 1, "event_time": "1567065647512"}
+    (tmp_path / "in.json").write_text(json.dumps([department_deleted, as_integer]))
+    siq_schemas.convert(tmp_path / "in.json", tmp_path / "out")
+    events = siq_schemas.read_table(tmp_path / "out", "events").sort_values("event_time")
+    assert events.version.tolist() == ['"1"', "1"]
+    assert [json.loads(version) for version in events.version] == ["1", 1]
