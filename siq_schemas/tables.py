@@ -18,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from . import _registry
+from .executions import FIELD
 
 FORMAT = 3  # output format version: bump when tables or columns change
 
@@ -165,7 +166,8 @@ EVENTS = Table(
         Column(
             "event_key",
             "id",
-            "Identity of the event: a hash of the payload without `attempt`, `handler` and `webhook`.",
+            "Identity of the event: a hash of the payload without `attempt`, `handler` and `webhook` "
+            "(and a recovered event's `failed_execution`).",
         ),
         _envelope("event", "The event name."),
         _envelope("entity_type", ""),
@@ -187,6 +189,22 @@ EVENTS = Table(
             "Top-level fields of the payload without a column of their own (fields the schemas do not know "
             "yet), as a JSON object; null when there are none. The transport fields `attempt`, `handler` and "
             "`webhook` describe deliveries: see `attempts` and `webhook_id`.",
+        ),
+        Column(
+            "recovered",
+            "bool",
+            "True for an event rebuilt from a failed execution of the REST API (a delivery SalesIQ gave up on), "
+            "false for one delivered or exported.",
+        ),
+        Column("execution_id", "id", "The failed execution's id (a UUID).", (FIELD, "id")),
+        Column(
+            "remote_server_status",
+            "int",
+            "The HTTP status the receiver last answered the failed execution with.",
+            (FIELD, "remote_server_status"),
+        ),
+        Column(
+            "number_of_retries", "int", "How often SalesIQ retried the failed execution.", (FIELD, "number_of_retries")
         ),
         Column("attempts", "int", "The highest delivery `attempt` seen for the event (1 when never retried)."),
         Column("deliveries", "int", "How many accepted records carried the event (retries and copies included)."),

@@ -12,11 +12,11 @@ import pyarrow as pa
 import pytest
 
 import siq_schemas
-from siq_schemas import _registry
+from siq_schemas import _registry, metrics
 from siq_schemas.cli import main
 from siq_schemas.drift import Drift
 from siq_schemas.parse import loads
-from siq_schemas.tables import BY_EVENT, TABLES
+from siq_schemas.tables import BY_EVENT, MESSAGE_EVENTS, TABLES
 from tests.conftest import KEYS, ZOBOT_REQUEST, delivery, write_lines
 
 KEY_A = KEYS / "key_a_public.pem"
@@ -337,3 +337,98 @@ def test_events_version_keeps_an_integer_apart_from_a_string(department_deleted,
     events = siq_schemas.read_table(tmp_path / "out", "events").sort_values("event_time")
     assert events.version.tolist() == ['"1"', "1"]
     assert [json.loads(version) for version in events.version] == ["1", 1]
+
+
+# ---------------------------------------------------------------------------- failed executions
+
+EXECUTIONS = Path(__file__).parent / "executions"
+
+
+def _events(out: Path) -> pd.DataFrame:
+    columns = ["event_key", "event", "entity_id", "event_time", "recovered", "execution_id", "number_of_retries"]
+    events = siq_schemas.read_table(out, "events").sort_values(["event_time", "event_key"])
+    return events[columns].reset_index(drop=True)
+
+
+@pytest.mark.parametrize("wrapped", [True, False], ids=["api-answer", "its-list"])
+def test_failed_executions_convert_to_the_events_they_hold(tmp_path, wrapped):
+    """A file of failed executions ({"data": [...]} or its list) becomes the events it holds, marked recovered."""
+    answer = json.loads((EXECUTIONS / "executions.json").read_text())
+    source = tmp_path / "executions.json"
+    source.write_text(json.dumps(answer if wrapped else answer["data"]))
+    report = siq_schemas.convert(source, tmp_path / "out")
+    assert (report.records_read, report.events_written, report.duplicates, report.rejected) == (6, 5, 1, 0)
+    events = siq_schemas.read_table(tmp_path / "out", "events").set_index("execution_id")
+    assert events.recovered.all() and events.org_id.isna().all() and set(events.signature) == {"unverified"}
+    for record in answer["data"][:5]:
+        row = events.loc[record["id"]]
+        stored = {k: v for k, v in record["payload"].items() if k not in ("version", "event_time")}
+        assert (row.event, row.entity_type, row.entity_id, row.app_id) == (
+            record["event"],
+            record["entity"],
+            record["entity_id"],
+            record["app_id"],
+        )
+        assert json.loads(row.entity) == stored and json.loads(row.version) == record["payload"]["version"]
+        assert row.event_time == pd.Timestamp(int(record["payload"]["event_time"]), unit="ms", tz="UTC")
+        assert (row.remote_server_status, row.webhook_id) == (record["remote_server_status"], record["webhook_id"])
+    assert events.loc[answer["data"][1]["id"]].deliveries == 2  # listed twice: one event
+    assert events.loc[answer["data"][1]["id"]].number_of_retries == 3  # the first listing read
+
+
+def test_a_recovered_event_is_a_duplicate_of_its_normal_delivery(tmp_path):
+    """By the second rule, a recovered event that was also delivered is a duplicate; in any run order, the same."""
+    report = siq_schemas.convert(EXECUTIONS, tmp_path / "fresh")
+    assert (report.records_read, report.events_written, report.duplicates) == (8, 5, 3)
+    fresh = _events(tmp_path / "fresh")
+    assert sorted(zip(fresh.event, fresh.recovered, strict=True)) == [
+        ("conversation.attender.updated", False),  # delivered, and recovered: one event
+        ("conversation.ended", True),
+        ("conversation.operator.replied", False),  # delivered, and recovered: one event
+        ("conversation.operator.replied", True),  # another message of the same millisecond
+        ("conversation.visitor.replied", True),
+    ]
+    recovered = metrics.recovered_by_event(siq_schemas.read_table(tmp_path / "fresh", "events"))
+    assert recovered.recovered.to_dict() == {e: 1 for e in ("conversation.ended", *MESSAGE_EVENTS)}
+    assert recovered.statuses.to_dict()["conversation.visitor.replied"] == "503"
+    messages = siq_schemas.read_table(tmp_path / "fresh", "messages")
+    assert sorted(messages.msgid) == ["1769112919733", "1769112919734", "1769112931406"]
+    for first, second in (("executions.json", "delivered.json"), ("delivered.json", "executions.json")):
+        out = tmp_path / first
+        siq_schemas.convert(EXECUTIONS / first, out)
+        later = siq_schemas.convert([EXECUTIONS / first, EXECUTIONS / second], out)
+        assert later.records_read == (2 if second == "delivered.json" else 6)
+        pd.testing.assert_frame_equal(_events(out), fresh)
+        assert sorted(siq_schemas.read_table(out, "messages").msgid) == sorted(messages.msgid)
+
+
+def test_failed_executions_are_signed_like_bare_payloads(tmp_path):
+    """With keys a failed execution is `signature-missing` unless --allow-unsigned, then `unsigned`."""
+    rejected = siq_schemas.convert(EXECUTIONS / "executions.json", tmp_path / "keys", keys=KEY_A)
+    assert rejected.rejected == 6 and rejected.rejected_by_reason["signature-missing"] == 6
+    allowed = siq_schemas.convert(EXECUTIONS / "executions.json", tmp_path / "allowed", keys=KEY_A, allow_unsigned=True)
+    assert allowed.events_written == 5
+    assert set(siq_schemas.read_table(tmp_path / "allowed", "events").signature) == {"unsigned"}
+
+
+def test_validate_and_drift_read_failed_executions(capsys):
+    """`siq validate` takes failed executions as events; `siq drift` counts them and reports their missing org_id."""
+    assert main(["validate", str(EXECUTIONS / "executions.json")]) == 0
+    assert "6 records: 6 valid, 0 invalid" in capsys.readouterr().err
+    assert main(["drift", "--json", str(EXECUTIONS / "executions.json")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["records"] == 6 and report["events"]["conversation.ended"] == 1
+    kinds = {(f["kind"], f["path"]) for f in report["findings"]}
+    assert kinds == {("missing-required", "$.org_id"), ("unpublished-event", "$.entity")}
+
+
+def test_a_failed_execution_without_a_payload_is_unreadable(tmp_path):
+    """A record of an executions answer whose payload is not an object is one `unreadable` reject, kept raw."""
+    answer = json.loads((EXECUTIONS / "executions.json").read_text())
+    broken = answer["data"][1] | {"payload": "gone"}
+    (tmp_path / "executions.json").write_text(json.dumps({"data": [answer["data"][0], broken]}))
+    report = siq_schemas.convert(tmp_path / "executions.json", tmp_path / "out")
+    assert (report.events_written, report.rejected) == (1, 1)
+    rejects = siq_schemas.read_table(tmp_path / "out", "rejects")
+    assert rejects.reason.tolist() == ["unreadable"] and "no 'payload' object" in rejects.detail[0]
+    assert (rejects.line[0], json.loads(rejects.raw[0])) == (2, broken)
