@@ -246,7 +246,7 @@ def test_workflows_events_are_accepted_kept_and_counted_as_unpublished(tmp_path,
 
 # ---------------------------------------------------------------------------- real-shape fields
 
-#: The columns real-shape fields fill, with their exact Arrow types, per table.
+#: The columns real-shape fields and failed executions fill, with their exact Arrow types, per table.
 REAL_SHAPE_COLUMNS = {
     "conversation_events": {
         "visitor_customer_info": pa.string(),
@@ -275,12 +275,18 @@ REAL_SHAPE_COLUMNS = {
         "salutation": pa.string(),
         "customer_info": pa.string(),
     },
-    "events": {"version": pa.string()},
+    "events": {
+        "version": pa.string(),
+        "recovered": pa.bool_(),
+        "execution_id": pa.string(),
+        "remote_server_status": pa.int64(),
+        "number_of_retries": pa.int64(),
+    },
 }
 
 
 def test_real_shape_columns_exist_with_exact_types_and_are_documented():
-    """Each column real-shape fields fill has its exact Arrow type and a row in docs/tables.md."""
+    """Each column real-shape fields and failed executions fill has its exact Arrow type and a row in docs/tables.md."""
     tables_md = (Path(__file__).parent.parent / "docs" / "tables.md").read_text(encoding="utf-8")
     for table, columns in REAL_SHAPE_COLUMNS.items():
         schema = TABLES[table].schema
