@@ -20,7 +20,42 @@ from . import _registry
 BEGIN = "<!-- BEGIN GENERATED: python -m siq_schemas._reference -->"
 END = "<!-- END GENERATED -->"
 #: Shared definitions shown as a type name rather than expanded field by field.
-SCALARS = ("id", "id_list", "epoch_ms", "boolean", "count", "status_codes", "version")
+SCALARS = _registry.VALUE_TYPES
+
+
+def render_leniency() -> str:
+    """The rule that makes the lenient schemas out of the documented ones, as :func:`_registry.lenient` applies it."""
+    core = ", ".join(f"`{name}`" for name in _registry.CORE)
+    dropped = ", ".join(f"`{name}`" for name in _registry.DOCUMENTING)
+    return "\n".join(
+        [
+            "## What the lenient schemas accept",
+            "",
+            "The tables below document payloads as SalesIQ documents and sends them (the *documented*",
+            "schemas). Validation (`validate`, `siq validate`, `siq convert`) uses *lenient* schemas made",
+            "from them by one rule, applied to every schema: a record is rejected as `schema-invalid` only",
+            "when it cannot be an event or a value cannot be read as its type.",
+            "",
+            f"- **It cannot be an event** when it lacks {core} (the only required properties left)",
+            "  or its `entity` is not an object.",
+            "- **A value cannot be read as its type** when its JSON type is not the documented one:",
+            "  a text that is not a string, an entity or nested object that is not an object, a",
+            f"  [value type](#value-types) ({', '.join(f'`{name}`' for name in _registry.VALUE_TYPES)}) outside",
+            '  its forms (a boolean `"yes"`, a time that is not epoch ms, a `null` id). An `integer`',
+            '  also reads from a string of digits: a rating of `"5"` reads as 5, `"five"` is invalid.',
+            "- **Everything else is accepted and reported by `siq drift`**, which checks against the",
+            "  documented schemas: a missing property (a visitor, owner or sender without `id`, whose id",
+            "  columns are then null; an entity without its `id`; a reply without its `message`), a value",
+            '  outside a documented set (a visitor type `"customer"`), unknown properties (against the',
+            "  strict variants).",
+            "",
+            f"In schema terms, the lenient variant drops the keywords {dropped} everywhere but in the",
+            f"value types (and keeps `required` for {core} of the envelope), and widens `integer` to",
+            "an integer or a string of digits. `siq_schemas.schema(EVENT)` and `siq schema EVENT` print",
+            "the lenient variant, `--strict` the strict one; the files under `siq_schemas/schemas/` are",
+            "the documented ones.",
+        ]
+    )
 
 
 def render_tables() -> str:
@@ -43,8 +78,8 @@ def render_tables() -> str:
 
 def render() -> str:
     """The generated Markdown: the value types, the envelope, then every event."""
-    defs = _registry.document("defs")["$defs"]
-    out = ["## Value types", "", "| type | JSON | meaning |", "| --- | --- | --- |"]
+    defs = _registry.document("defs", "documented")["$defs"]
+    out = [render_leniency(), "", "## Value types", "", "| type | JSON | meaning |", "| --- | --- | --- |"]
     for name in SCALARS:
         out.append(f"| <a id='type-{name}'></a>`{name}` | {_json_types(defs[name])} | {defs[name]['description']} |")
     out += [
@@ -53,11 +88,11 @@ def render() -> str:
         "",
         _document_description("envelope"),
         "",
-        *_table(_registry.document("envelope")),
+        *_table(_registry.document("envelope", "documented")),
     ]
     out += ["", "## Events", ""]
     for event in _registry.event_names():
-        document = _registry.document(event)
+        document = _registry.document(event, "documented")
         out += [f"### `{event}`", "", document.get("description", ""), ""]
         if document.get("$ref") != "envelope.json":
             out += [
@@ -66,8 +101,9 @@ def render() -> str:
             ]
             continue
         entity = document.get("properties", {}).get("entity")
-        if entity is None:
-            out += ["Envelope only: the entity is kept as it comes.", ""]
+        if entity is None or "$ref" not in entity:
+            described = f"`entity`: {entity['description']} " if entity and "description" in entity else ""
+            out += [f"{described}Envelope only: the entity is kept as it comes, in `events.entity`.", ""]
             continue
         required = "required" if "entity" in document.get("required", []) else "optional"
         out += [f"`entity` ({required}): {_def(entity['$ref'])['description']}", ""]
@@ -117,7 +153,7 @@ def _json_types(schema: dict[str, Any]) -> str:
 
 def _def(ref: str) -> dict[str, Any]:
     """The shared definition a ``$ref`` (``defs.json#/$defs/x`` or ``#/$defs/x``) points at."""
-    return _registry.document("defs")["$defs"][ref.rpartition("/")[2]]
+    return _registry.document("defs", "documented")["$defs"][ref.rpartition("/")[2]]
 
 
 def _target(ref: str) -> str:
@@ -129,7 +165,7 @@ def _anchor(event: str) -> str:
 
 
 def _document_description(name: str) -> str:
-    return str(_registry.document(name).get("description", ""))
+    return str(_registry.document(name, "documented").get("description", ""))
 
 
 RENDERERS = {"schemas.md": render, "tables.md": render_tables}

@@ -28,7 +28,7 @@ from .exceptions import (
     Unreadable,
 )
 from .keys import load_keys
-from .read import LIMITS, Record, expand, read_records
+from .read import LIMITS, SUFFIXES, Record, expand, read_records
 from .sample import MIN_EVENTS, write_sample
 from .validate import validate
 from .verify import record_key
@@ -103,7 +103,7 @@ def validate_command(files: tuple[str, ...], strict: bool, as_json: bool) -> int
     multiple=True,
     required=True,
     metavar="FILE",
-    help="A public key file (PEM or base64 DER); repeat for several keys.",
+    help="A public key file (PEM or base64 DER); repeat it for each key: --keys A.pem --keys B.pem.",
 )
 @click.argument("files", nargs=-1, required=True)
 def verify_command(key_files: tuple[str, ...], files: tuple[str, ...]) -> int:
@@ -167,7 +167,8 @@ def _limit(name: str, default: int, text: str) -> Any:
     "key_files",
     multiple=True,
     metavar="FILE",
-    help="A public key file (PEM or base64 DER); repeat for several keys. Without keys nothing is verified.",
+    help="A public key file (PEM or base64 DER); repeat it for each key (--keys A.pem --keys B.pem). "
+    "Without keys nothing is verified.",
 )
 @click.option("--allow-unsigned", is_flag=True, help="With --keys, accept bare payloads (marked `unsigned`).")
 @click.option("--workers", "-j", type=click.IntRange(min=1), help="Processes to use (default: one per CPU).")
@@ -216,6 +217,9 @@ def convert_command(
 
     if scheduler is not None and engine != "dask":
         raise click.UsageError("--scheduler needs --engine dask")
+    local_files = tuple(source for source in sources if not storage.is_url(source) and not Path(source).is_dir())
+    if local_files:
+        _paths(local_files)  # a key file among the sources is a usage error, never records
     keyring = load_keys(*key_files) if key_files else None
     report = convert(
         sources,
@@ -294,10 +298,23 @@ def sample_command(out: str, seed: int, events: int, corrupt: bool) -> int:
 
 
 def _paths(sources: tuple[str, ...]) -> list[Path | str]:
+    """The files of an archive; a source that matches nothing, or a file that is not an archive, is a usage error.
+
+    A file is an archive by its name (see :data:`~siq_schemas.read.SUFFIXES`): a
+    key file (``.pem``, ``.pub``, ``.der``, no suffix) named among the sources,
+    as in ``--keys A.pem B.pem``, is never read as records.
+    """
     try:
-        return expand(sources)
+        paths = expand(sources)
     except Unreadable as error:
         raise Failure(f"siq: {error}") from None
+    for path in paths:
+        if not str(path).endswith(SUFFIXES) and not (isinstance(path, Path) and path.is_dir()):
+            raise Failure(
+                f"siq: {path} is not an archive (.jsonl, .ndjson or .json, optionally .gz or .zst); "
+                "is it a key? Give each key its own --keys: --keys A.pem --keys B.pem"
+            )
+    return paths
 
 
 def _records(sources: tuple[str, ...]) -> Iterator[Record]:

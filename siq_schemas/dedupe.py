@@ -11,6 +11,17 @@ memory does not grow with the archive: history rows are kept once per key,
 and each event's delivery facts are aggregated (``attempts`` = highest
 attempt, ``deliveries`` = count, ``signature`` = best status, the first
 delivery by ``received_at`` then ``source``).
+
+A second rule covers events recovered from failed executions (see
+:mod:`siq_schemas.executions`): their payload was stored without ``org_id``, so
+their identity never equals the normal delivery's. A recovered event is a
+duplicate of a normally delivered one with the same ``event``, ``entity_id`` and
+``event_time``, and for replies the same ``message.msgid`` (:data:`RECOVERED_SQL`).
+What it cannot match: a delivery whose event time differs from the stored one; two
+different events of one entity in the same millisecond (the recovered one is
+dropped as a duplicate of the other); bot messages, which have no ``msgid``, at the
+same millisecond of one conversation; and a normal delivery that was rejected (a
+bad signature) or is not in the archive, which is what recovery is for.
 """
 
 from __future__ import annotations
@@ -18,10 +29,11 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from .executions import FIELD
 from .parse import encode_sorted
 
-#: Envelope fields that describe a delivery, not the event.
-TRANSPORT = frozenset({"attempt", "handler", "webhook"})
+#: Envelope fields that describe a delivery, not the event (and a rebuilt event's failed execution).
+TRANSPORT = frozenset({"attempt", "handler", "webhook", FIELD})
 
 
 def event_key(payload: dict[str, Any]) -> str:
@@ -73,3 +85,17 @@ def events_sql(staged_events: str, keep: str, deliveries: str) -> str:
         FROM (SELECT * FROM {staged_events} SEMI JOIN {keep} USING (event_key, _position)) AS e
             JOIN agg USING (event_key)
     """
+
+
+#: The second rule: drop from ``keep`` the recovered events a normally delivered event holds (see above).
+RECOVERED_SQL = """
+    DELETE FROM keep WHERE event_key IN (
+        WITH r AS (
+            SELECT event_key, event, entity_id, event_time, json_extract_string(entity, '$.message.msgid') AS msgid
+            FROM {events} WHERE recovered
+        )
+        SELECT r.event_key
+        FROM r JOIN {events} AS n USING (event, entity_id, event_time)
+        WHERE NOT n.recovered AND json_extract_string(n.entity, '$.message.msgid') IS NOT DISTINCT FROM r.msgid
+    )
+"""

@@ -7,23 +7,28 @@ example value:
 
 - ``unknown-field``: a property the strict schemas do not list. It is still kept: inside
   the entity in ``events.entity``, at the top level in ``events.extra``.
-- ``type-mismatch``: a value of a JSON type the lenient schema does not allow.
-- ``missing-required``: a required property is absent.
+- ``type-mismatch``: a value of a JSON type the documented schema does not allow.
+- ``missing-required``: a property the documented schema requires is absent.
 - ``enum-value``: a value outside a documented set (a boolean sent as ``"yes"``).
-- ``invalid-value``: any other lenient-schema problem (a time that is not epoch ms).
+- ``invalid-value``: any other departure from the documented schema (a time that is not epoch ms).
 - ``unpublished-event``: an event the vendor publishes no payload for: only its
   envelope is checked, its entity is kept as it comes.
-- ``unknown-event``: an event name that has no schema.
+- ``unknown-event``: an event name that has no schema, or a Zobot (bot platform) request,
+  which reaches webhook URLs too but is no event (seen ``a Zobot request``).
 
-``siq convert`` rejects a record with a type mismatch, missing field, enum or
-invalid value (``schema-invalid``) or an unknown event; unknown fields and
-unpublished events are accepted.
+Findings are against the documented schemas; ``siq convert`` rejects only the records
+the lenient ones refuse (see :mod:`siq_schemas._registry`): a record that cannot be an
+event (no ``event``, ``event_time`` or ``entity_id``, an entity that is not an object),
+a value that cannot be read as its type (a rating of ``"five"``, a boolean ``"yes"``;
+``"5"`` reads as 5), or an unknown event. A missing nested id, a value outside a
+documented set and unknown fields are accepted and reported here.
 
 Counts are of records, as delivered: a retry or a copy sent to a second webhook
 counts again, because drift is about what arrives, and a finding's count can then
 be set against ``records``. Checking is cheap: one compiled strict verdict per
 payload; only a payload that fails it is explained, by the compiled validator's
-errors (``jsonschema``'s only for a value the compiled one cannot take).
+errors against the documented schema (``jsonschema``'s only for a value the compiled
+one cannot take), and judged by the lenient one.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _registry
-from .validate import _fast_is_valid
+from .validate import ZOBOT, _fast_is_valid, zobot_request
 
 #: The report ``siq convert`` writes in its output folder.
 REPORT = "_drift.json"
@@ -90,7 +95,7 @@ class Drift:
             self.events[event] += 1
         else:
             event = None
-        strict = _strict(event)
+        strict = None if event is None and zobot_request(payload) else _strict(event)
         if strict is not None and event not in _UNPUBLISHED and _fast_is_valid(strict, payload):
             return True
         found: dict[_Key, Any] = {}
@@ -236,7 +241,8 @@ def _check(event: str | None, payload: Any, strict: _registry.Validators | None,
     """Put the findings of one payload in ``found``, each with its value; return whether the payload is valid."""
     entity = payload.get("entity", _ABSENT) if isinstance(payload, dict) else _ABSENT
     if strict is None:
-        found[event, "unknown-event", "$.event", None, None] = entity
+        seen = ZOBOT.partition(",")[0] if event is None else None
+        found[event, "unknown-event", "$.event", None, seen] = payload if event is None else entity
         return False
     if event in _UNPUBLISHED:
         found[event, "unpublished-event", "$.entity", None, None] = entity
@@ -244,10 +250,10 @@ def _check(event: str | None, payload: Any, strict: _registry.Validators | None,
             return True
     for field, where in _unknown_fields(event, payload, strict):
         found.setdefault((event, "unknown-field", field, None, None), _at(payload, where))
-    lenient = _registry.validators(event or "envelope")
-    if _fast_is_valid(lenient, payload):
+    documented = _registry.validators(event or "envelope", "documented")
+    if _fast_is_valid(documented, payload):  # then the lenient schema takes it too
         return True
-    for path, keyword, detail, instance in _errors(lenient, payload):
+    for path, keyword, detail, instance in _errors(documented, payload):
         key: _Key
         if keyword == "type":
             key = (event, "type-mismatch", _path(path), " or ".join(sorted(detail)), _json_type(instance))
@@ -259,7 +265,7 @@ def _check(event: str | None, payload: Any, strict: _registry.Validators | None,
         else:
             key = (event, "invalid-value", _path(path), f"{keyword} {_text(detail)}", _json_type(instance))
         found.setdefault(key, instance)
-    return False
+    return _fast_is_valid(_registry.validators(event or "envelope"), payload)
 
 
 #: Unknown fields by event and shape of the payload, see :func:`_unknown_fields`.

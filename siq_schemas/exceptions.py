@@ -14,16 +14,18 @@ class SiqSchemasError(Exception):
 
 
 class UnknownEvent(SiqSchemasError, LookupError):
-    """The payload's ``event`` names an event that has no schema."""
+    """The payload's ``event`` names an event that has no schema, or the payload is not a webhook event at all."""
 
     code = "unknown-event"
 
-    def __init__(self, event: object) -> None:
+    def __init__(self, event: object, reason: str | None = None) -> None:
         self.event = event
-        super().__init__(f"unknown event {event!r}")
+        self.reason = reason
+        super().__init__(str(self))
 
     def __str__(self) -> str:
-        return f"unknown event {self.event!r}"
+        """``unknown event 'x'``, or what the payload is instead (``a Zobot request, not a webhook event``)."""
+        return self.reason or f"unknown event {self.event!r}"
 
 
 class PayloadInvalid(SiqSchemasError, ValueError):

@@ -18,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from .dedupe import TRANSPORT
+from .executions import FIELD
 from .parse import encode
 from .tables import BY_EVENT, EVENTS, HISTORY, Column, Table
 
@@ -132,7 +133,16 @@ def extra_fields(payload: dict[str, Any]) -> bytes | None:
     return encode({name: value for name, value in payload.items() if name in names}) if names else None
 
 
-DERIVED: dict[str, Callable[[dict[str, Any]], Any]] = {"sender_role": sender_role, "extra": extra_fields}
+def recovered(payload: dict[str, Any]) -> bool:
+    """Whether the payload was rebuilt from a failed execution (see :mod:`siq_schemas.executions`)."""
+    return FIELD in payload
+
+
+DERIVED: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "sender_role": sender_role,
+    "extra": extra_fields,
+    "recovered": recovered,
+}
 
 #: The columns of ``events`` that come from the payload; the rest are aggregated over deliveries.
 EVENT_COLUMNS = tuple(column for column in EVENTS.columns if column.path or column.name in ("event_key", *DERIVED))

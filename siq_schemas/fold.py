@@ -57,7 +57,10 @@ def conversations_sql(events: str, conversation_events: str, messages: str, rati
                     AS missed_time,
                 {_latest("department_id")} AS department_id,
                 {_latest("owner_id")} AS owner_id,
-                {_latest("visitor_id")} AS visitor_id
+                {_latest("visitor_id")} AS visitor_id,
+                {_latest("visitor_channel")} AS channel,
+                {_latest("chat_initiated_url")} AS chat_initiated_url,
+                {_latest("ended_by")} AS ended_by
             FROM {conversation_events} WHERE {part.format(id="conversation_id")} GROUP BY conversation_id
         ),
         m AS (
@@ -89,6 +92,7 @@ def conversations_sql(events: str, conversation_events: str, messages: str, rati
             c.department_id,
             coalesce(c.owner_id, m.owner_id, r.owner_id) AS owner_id,
             coalesce(c.visitor_id, m.visitor_id, r.visitor_id) AS visitor_id,
+            c.channel, c.chat_initiated_url, c.ended_by,
             epoch_ms(c.attended_time) - epoch_ms(c.opened_time) AS wait_ms,
             epoch_ms(fr.first_response_time) - epoch_ms(c.attended_time) AS first_response_ms,
             epoch_ms(c.end_time) - epoch_ms(c.attended_time) AS duration_ms,
@@ -116,35 +120,42 @@ def visitors_sql(
     flattened = ", ".join(f"'{event}'" for event in sorted(FLATTENED))
     mine = part.format(id="visitor_id")
     from_json = "json_extract_string(entity, '$.visitor.id')"
+    visitor = "visitor_id, event_time, event_key, lower(trim(visitor_type)), visitor_email_id, visitor_phone, NULL"
+    named = ", ".join(
+        f"visitor_{name}" for name in ("name", "first_name", "last_name", "salutation", "channel", "customer_info")
+    )
+    extracted = ", ".join(
+        f"json_extract_string(entity, '$.visitor.{name}') AS {name}"
+        for name in ("type", "email_id", "phone", "name", "first_name", "last_name", "salutation", "channel")
+    )
+    extracted += ", json_extract(entity, '$.visitor.customer_info')::VARCHAR AS customer_info"
     return f"""
         WITH v AS (
             SELECT visitor_id, event_time, event_key, lower(trim(type)) AS type, email_id AS email, phone, lead_id,
-                nullif(trim(concat_ws(' ', first_name, last_name)), '') AS name
+                nullif(trim(concat_ws(' ', first_name, last_name)), '') AS name, first_name, last_name,
+                NULL AS salutation, NULL AS channel, NULL AS customer_info
             FROM {visitor_events} WHERE {mine}
             UNION ALL
-            SELECT visitor_id, event_time, event_key, lower(trim(visitor_type)), visitor_email_id, visitor_phone,
-                NULL, visitor_name
-            FROM {conversation_events} WHERE visitor_id IS NOT NULL AND {mine}
+            SELECT {visitor}, {named} FROM {conversation_events} WHERE visitor_id IS NOT NULL AND {mine}
             UNION ALL
-            SELECT visitor_id, event_time, event_key, lower(trim(visitor_type)), visitor_email_id, visitor_phone,
-                NULL, visitor_name
-            FROM {ratings} WHERE visitor_id IS NOT NULL AND {mine}
+            SELECT {visitor}, {named} FROM {ratings} WHERE visitor_id IS NOT NULL AND {mine}
             UNION ALL
-            SELECT visitor_id, event_time, event_key, NULL, NULL, NULL, NULL, NULL
+            SELECT visitor_id, event_time, event_key, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
             FROM {messages} WHERE visitor_id IS NOT NULL AND {mine}
             UNION ALL
-            SELECT {from_json}, event_time, event_key,
-                lower(trim(json_extract_string(entity, '$.visitor.type'))),
-                json_extract_string(entity, '$.visitor.email_id'),
-                json_extract_string(entity, '$.visitor.phone'),
-                NULL,
-                json_extract_string(entity, '$.visitor.name')
-            FROM {events}
-            WHERE event LIKE 'conversation.%' AND event NOT IN ({flattened}) AND {from_json} IS NOT NULL
-                AND {part.format(id=from_json)}
+            SELECT {from_json}, event_time, event_key, lower(trim(type)), email_id, phone, NULL, name, first_name,
+                last_name, salutation, channel, customer_info
+            FROM (
+                SELECT entity, event_time, event_key, {extracted}
+                FROM {events}
+                WHERE event LIKE 'conversation.%' AND event NOT IN ({flattened}) AND {from_json} IS NOT NULL
+                    AND {part.format(id=from_json)}
+            )
         )
         SELECT visitor_id, {_latest("type")} AS type, {_latest("email")} AS email, {_latest("phone")} AS phone,
-            {_latest("lead_id")} AS lead_id, {_latest("name")} AS name
+            {_latest("lead_id")} AS lead_id, {_latest("name")} AS name, {_latest("first_name")} AS first_name,
+            {_latest("last_name")} AS last_name, {_latest("salutation")} AS salutation,
+            {_latest("channel")} AS channel, {_latest("customer_info")} AS customer_info
         FROM v GROUP BY visitor_id
     """
 

@@ -61,6 +61,8 @@ def build(temp: Path, previous: Path | None, threads: int, buckets: int, ranges:
     try:
         _views(con, "s_", stage, "*", previous, staged)
         con.execute(f"CREATE TABLE keep AS {dedupe.KEEP_SQL.format(events='s_events')}")
+        if con.execute("SELECT count(*) FROM s_events WHERE recovered").fetchone() != (0,):
+            con.execute(dedupe.RECOVERED_SQL.format(events="s_events"))
         merged = ("events", *(table.name for table in HISTORY))
         split = _time_ranges(con, ranges) if ranges > 1 else None
         keyed = {name: schema for name, schema in staged.items() if name != "rejects"}

@@ -5,7 +5,8 @@ is JSON Lines (``.jsonl``/``.ndjson``) or JSON (``.json``), optionally
 compressed (``.gz``, ``.zst``). Each line of a JSON Lines file is either a
 *delivery record* (``{"received_at", "headers", "body" | "body_base64"}``) or a
 *bare payload* (an envelope: it has ``event`` and no ``body``). A ``.json``
-file holds one envelope or an array of them.
+file holds one envelope or an array of them, or the failed executions the REST
+API lists (see :mod:`siq_schemas.executions`).
 
 Everything is streamed: one line is in memory at a time. Lines split on
 ``\\n`` only, so a raw U+2028 inside a JSON string never breaks a line. A
@@ -34,7 +35,7 @@ from typing import IO, Any, Literal
 
 import zstandard
 
-from . import storage
+from . import executions, storage
 from .exceptions import Unreadable
 from .parse import MAX_DEPTH, check_depth, encode, loads
 
@@ -44,7 +45,7 @@ COMPRESSIONS = ("", ".gz", ".zst")
 #: Every file name ending the readers take.
 SUFFIXES = tuple(kind + compression for kind in LINE_SUFFIXES + JSON_SUFFIXES for compression in COMPRESSIONS)
 
-Kind = Literal["delivery", "bare", "blank", "unreadable"]
+Kind = Literal["delivery", "bare", "recovered", "blank", "unreadable"]
 
 #: Bytes of an oversized or broken record kept as its ``raw``.
 RAW_PREFIX = 64 << 10
@@ -72,8 +73,10 @@ class Record:
     """One input record: where it was read, what was read, and what it holds.
 
     ``kind`` is ``delivery`` (``body`` holds the raw request body bytes),
-    ``bare`` (``payload`` holds the parsed envelope), ``blank`` (a blank line,
-    counted apart) or ``unreadable`` (``error`` says why).
+    ``bare`` (``payload`` holds the parsed envelope), ``recovered`` (a failed
+    execution of the REST API: ``payload`` holds the event it stands for, see
+    :mod:`~siq_schemas.executions`; signed no more than a bare payload), ``blank``
+    (a blank line, counted apart) or ``unreadable`` (``error`` says why).
     """
 
     source: str
@@ -332,9 +335,22 @@ def _json_file(chunks: Iterator[bytes], source: str, limits: Limits) -> Iterator
     except Unreadable as error:
         yield Record(source, 1, data, "unreadable", error=error)
         return
+    failed = executions.records(document)
+    if failed is not None:
+        yield from (_recovered(item, source, number) for number, item in enumerate(failed, 1))
+        return
     items = document if isinstance(document, list) else [document]
     for number, item in enumerate(items, 1):
         yield _object_record(item, None, source, number)
+
+
+def _recovered(item: Any, source: str, number: int) -> Record:
+    """The record of one failed execution: the event it stands for, or unreadable when it is none."""
+    raw = encode(item)
+    try:
+        return Record(source, number, raw, "recovered", payload=executions.event(item, source, number))
+    except Unreadable as error:
+        return Record(source, number, raw, "unreadable", error=error)
 
 
 def _broken(source: str, line: int, error: _Broken, partial: bytes) -> Record:

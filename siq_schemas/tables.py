@@ -11,13 +11,16 @@ The data dictionary in ``docs/tables.md`` is generated from these specs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
 import pyarrow as pa
 
 from . import _registry
+from .executions import FIELD
+
+FORMAT = 3  # output format version: bump when tables or columns change
 
 #: The Arrow type of each kind of column.
 TYPES: dict[str, pa.DataType] = {
@@ -39,7 +42,7 @@ _DEF_KINDS = {
     "boolean": "bool",
     "count": "int",
     "status_codes": "json",
-    "version": "text",
+    "version": "json",  # 1 and "1" both arrive: JSON text keeps which (`1` or `"1"`)
 }
 
 
@@ -81,7 +84,7 @@ class Table:
 
 
 def _definitions() -> dict[str, Any]:
-    return _registry.document("defs")["$defs"]
+    return _registry.document("defs", "documented")["$defs"]
 
 
 def _kind(node: dict[str, Any], defs: dict[str, Any]) -> str | dict[str, Any]:
@@ -120,21 +123,23 @@ def _expand(node: dict[str, Any], path: tuple[str, ...], prefix: str, skip: tupl
 
 
 def _envelope(name: str, description: str) -> Column:
-    node = _registry.document("envelope")["properties"][name]
+    node = _registry.document("envelope", "documented")["properties"][name]
     kind = _kind(node, _definitions())
     assert isinstance(kind, str)
     return Column(name, kind, description or node.get("description", ""), (name,))
 
 
 def _history(name: str, grain: str, id_column: str, id_meaning: str, events: list[str], entity: list[Column]) -> Table:
-    columns = (
+    """A history table; an entity column named like one of the table's own is prefixed ``entity_``."""
+    own = (
         Column("event_key", "id", "Identity of the event (joins with `events`)."),
         Column(id_column, "id", id_meaning, ("entity_id",)),
         _envelope("event", "The event name."),
         _envelope("event_time", "When the event happened."),
-        *entity,
     )
-    return Table(name, grain, columns, frozenset(events))
+    names = {column.name for column in own}
+    entity = [replace(c, name=f"entity_{c.name}") if c.name in names else c for c in entity]
+    return Table(name, grain, (*own, *entity), frozenset(events))
 
 
 CONVERSATION_EVENTS = [
@@ -161,7 +166,8 @@ EVENTS = Table(
         Column(
             "event_key",
             "id",
-            "Identity of the event: a hash of the payload without `attempt`, `handler` and `webhook`.",
+            "Identity of the event: a hash of the payload without `attempt`, `handler` and `webhook` "
+            "(and a recovered event's `failed_execution`).",
         ),
         _envelope("event", "The event name."),
         _envelope("entity_type", ""),
@@ -183,6 +189,22 @@ EVENTS = Table(
             "Top-level fields of the payload without a column of their own (fields the schemas do not know "
             "yet), as a JSON object; null when there are none. The transport fields `attempt`, `handler` and "
             "`webhook` describe deliveries: see `attempts` and `webhook_id`.",
+        ),
+        Column(
+            "recovered",
+            "bool",
+            "True for an event rebuilt from a failed execution of the REST API (a delivery SalesIQ gave up on), "
+            "false for one delivered or exported.",
+        ),
+        Column("execution_id", "id", "The failed execution's id (a UUID).", (FIELD, "id")),
+        Column(
+            "remote_server_status",
+            "int",
+            "The HTTP status the receiver last answered the failed execution with.",
+            (FIELD, "remote_server_status"),
+        ),
+        Column(
+            "number_of_retries", "int", "How often SalesIQ retried the failed execution.", (FIELD, "number_of_retries")
         ),
         Column("attempts", "int", "The highest delivery `attempt` seen for the event (1 when never retried)."),
         Column("deliveries", "int", "How many accepted records carried the event (retries and copies included)."),
@@ -314,6 +336,21 @@ TABLES: dict[str, Table] = {
                 Column("department_id", "id", "The department of the latest event that names one."),
                 Column("owner_id", "id", "The owner of the latest event that names one."),
                 Column("visitor_id", "id", "The visitor of the latest event that names one."),
+                Column(
+                    "channel",
+                    "text",
+                    "The visitor's channel (`website`, `whatsapp` ...) of the latest event that names one.",
+                ),
+                Column(
+                    "chat_initiated_url",
+                    "text",
+                    "The page the chat started on, of the latest event that names one.",
+                ),
+                Column(
+                    "ended_by",
+                    "text",
+                    "Who ended the chat (`agent`, `visitor`, `system`), of the latest event that names it.",
+                ),
                 Column("wait_ms", "int", "Waiting time: `attended_time - opened_time`, in milliseconds."),
                 Column(
                     "first_response_ms",
@@ -378,6 +415,15 @@ TABLES: dict[str, Table] = {
                 Column("phone", "text", "Latest phone number."),
                 Column("lead_id", "id", "The lead this contact was converted from (visitor.updated case 2)."),
                 Column("name", "text", "Latest name."),
+                Column("first_name", "text", "Latest first name."),
+                Column("last_name", "text", "Latest last name."),
+                Column("salutation", "text", "Latest salutation."),
+                Column("channel", "text", "Latest channel (`website`, `whatsapp` ...)."),
+                Column(
+                    "customer_info",
+                    "json",
+                    "Latest custom information the site set for the visitor (conversation events), as JSON.",
+                ),
             ),
             folded=True,
         ),

@@ -19,10 +19,28 @@ if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
 
 
+#: The ``handler`` of a Zobot (bot platform) request: it reaches webhook URLs, signed alike, but is no event.
+ZOBOT_HANDLERS = frozenset({"trigger", "message", "context", "failure"})
+ZOBOT = "a Zobot request, not a webhook event"
+
+
+def zobot_request(payload: Any) -> bool:
+    """Whether ``payload`` is a Zobot request: no ``event``, and a ``handler`` of :data:`ZOBOT_HANDLERS`."""
+    if not isinstance(payload, dict) or "event" in payload:
+        return False
+    handler = payload.get("handler")
+    return isinstance(handler, str) and handler in ZOBOT_HANDLERS
+
+
 def _validators(payload: Any, strict: bool) -> _registry.Validators:
-    """The validators for ``payload``'s event; the envelope's when it has no usable ``event``."""
+    """The validators for ``payload``'s event; the envelope's when it has no usable ``event``.
+
+    A Zobot request raises :class:`UnknownEvent` saying so, rather than lacking ``event``.
+    """
     event = payload.get("event") if isinstance(payload, dict) else None
     if not isinstance(event, str) or not event:
+        if zobot_request(payload):
+            raise UnknownEvent(None, ZOBOT)
         return _registry.validators("envelope", strict)
     if event in _registry.SUPPORT:
         raise UnknownEvent(event)
@@ -75,7 +93,10 @@ def invalid(error: ValidationError, event: str | None = None) -> PayloadInvalid:
         missing = next((name for name in error.validator_value if name not in error.instance), None)
         if missing is not None:
             path = f"{path}.{missing}" if missing.isidentifier() else f"{path}[{missing!r}]"
-    message = error.message if len(error.message) <= 200 else error.message[:197] + "..."
+    message = error.message
+    if error.validator == "pattern" and error.schema.get("type") == _registry.WHOLE_NUMBER["type"]:
+        message = f"{error.instance!r} is not an integer or a string of digits"
+    message = message if len(message) <= 200 else message[:197] + "..."
     return PayloadInvalid(message, path, event, (error,))
 
 

@@ -93,3 +93,14 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
     for line in fuzzing.report():
         terminalreporter.write_line(line)
+
+
+#: A Zobot (bot platform) request as it reaches a webhook URL: ``handler``, ``visitor``, ``request``,
+#: ``message`` and no ``event`` (shape from the vendor's Zobot webhook pages, values made up).
+ZOBOT_REQUEST = {
+    "handler": "message",
+    "operation": "chat",
+    "visitor": {"id": "$2463902591169630574", "name": "Tricia", "channel": "website", "email": "t@example.com"},
+    "request": {"id": "30000000090111", "time": 1769112912709},
+    "message": {"text": "Where is my order?"},
+}

@@ -11,7 +11,7 @@ import pytest
 
 import siq_schemas
 from siq_schemas.cli import main
-from tests.conftest import DEPARTMENT_DELETED, RATED, write_lines
+from tests.conftest import DEPARTMENT_DELETED, RATED, delivery, write_lines
 
 
 def siq(*arguments: str) -> subprocess.CompletedProcess[str]:
@@ -49,10 +49,10 @@ def test_validate_reports_file_line_event_path_and_message(tmp_path):
     result = siq("validate", str(path))
     assert result.returncode == 1
     assert result.stdout.splitlines() == [
-        f"{path}:2 conversation.rated $.entity.rating 'five' is not of type 'integer'",
+        f"{path}:2 conversation.rated $.entity.rating 'five' is not an integer or a string of digits",
         f"{path}:4 conversation.exploded $.event unknown event 'conversation.exploded'",
         f"{path}:5 - $ invalid JSON: object keys must be strings (byte 1)",
-        f"{path}:6 conversation.rated $.entity.rating 'five' is not of type 'integer'",
+        f"{path}:6 conversation.rated $.entity.rating 'five' is not an integer or a string of digits",
     ]
     assert "5 records: 1 valid, 3 invalid, 1 unreadable (1 blank lines skipped)" in result.stderr
     assert "Traceback" not in result.stderr
@@ -145,3 +145,68 @@ def test_verify_with_a_private_key_is_a_clean_error():
     result = siq("verify", "--keys", str(KEYS / "key_a_private.pem"), str(KEYS / "deliveries.jsonl"))
     assert result.returncode == 2
     assert "PRIVATE key" in result.stderr and "Traceback" not in result.stderr
+
+
+def _key_copy(tmp_path: Path, name: str) -> Path:
+    """Key B in a file named as users name key files (``b.pem``, ``b.pub``, ``b.der``, ``key_b``)."""
+    path = tmp_path / name
+    path.write_bytes((KEYS / "key_b_public.pem").read_bytes())
+    return path
+
+
+@pytest.mark.parametrize("name", ["b.pem", "b.pub", "b.der", "key_b"])
+def test_verify_keys_listed_after_one_option_is_a_usage_error(tmp_path, name):
+    """`siq verify --keys A.pem B.pem FILE` exits 2 saying to repeat --keys; the key is never read as records."""
+    key = _key_copy(tmp_path, name)
+    result = siq("verify", "--keys", str(KEYS / "key_a_public.pem"), str(key), str(KEYS / "deliveries.jsonl"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith(f"siq: {key} is not an archive")
+    assert "--keys A.pem --keys B.pem" in result.stderr
+    assert result.stdout == "" and "invalid" not in result.stderr.replace("is not an archive", "")
+
+
+@pytest.mark.parametrize("name", ["b.pem", "key_b"])
+def test_convert_keys_listed_after_one_option_is_a_usage_error(tmp_path, name):
+    """`siq convert SRC --keys A.pem B.pem --out OUT` exits 2 before writing anything: no rejects are made of a key."""
+    key = _key_copy(tmp_path, name)
+    out = tmp_path / "out"
+    result = siq(
+        "convert", str(KEYS / "deliveries.jsonl"), "--keys", str(KEYS / "key_a_public.pem"), str(key), "--out", str(out)
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{key} is not an archive" in result.stderr and "--keys A.pem --keys B.pem" in result.stderr
+    assert not out.exists()
+
+
+def test_validate_and_drift_refuse_a_key_file_among_sources(tmp_path):
+    """`siq validate` and `siq drift` exit 2 on a file that is not an archive, also when a glob matches it."""
+    key = _key_copy(tmp_path, "b.pem")
+    for command in ("validate", "drift"):
+        for source in (str(key), str(tmp_path / "b.*")):
+            result = siq(command, str(KEYS / "deliveries.jsonl"), source)
+            assert result.returncode == 2 and f"{key} is not an archive" in result.stderr, (command, source)
+
+
+def test_repeated_keys_verify_both_keys_deliveries(tmp_path):
+    """`--keys A --keys B` (the way the error says) verifies the deliveries of both keys: convert rejects nothing."""
+    out = tmp_path / "out"
+    keys = ["--keys", str(KEYS / "key_a_public.pem"), "--keys", str(_key_copy(tmp_path, "key_b"))]
+    assert siq("verify", *keys, str(KEYS / "deliveries.jsonl")).returncode == 0
+    result = siq("convert", str(KEYS / "deliveries.jsonl"), *keys, "--out", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["rejected"] == 0
+
+
+def test_signature_header_with_surrounding_whitespace_verifies(tmp_path, capsys):
+    """A delivery whose x-siqsignature has surrounding spaces or a trailing newline verifies and converts as valid."""
+    records = []
+    for padding in ("  {}  ", "{}\n", "\t{}\r\n"):
+        record = delivery(DEPARTMENT_DELETED | {"event_time": str(1567065647511 + len(records))})
+        record["headers"]["x-siqsignature"] = padding.format(record["headers"]["x-siqsignature"])
+        records.append(record)
+    archive = write_lines(tmp_path / "padded.jsonl", records)
+    assert main(["verify", "--keys", str(KEYS / "key_a_public.pem"), str(archive)]) == 0
+    assert "3 valid" in capsys.readouterr().err
+    report = siq_schemas.convert(archive, tmp_path / "out", keys=KEYS / "key_a_public.pem")
+    assert report.rejected == 0 and report.events_written == 3
+    assert set(siq_schemas.read_table(tmp_path / "out", "events")["signature"]) == {"valid"}

@@ -56,7 +56,7 @@ def test_readme_python_snippet_runs_as_shown(capsys):
     snippet = re.search(r"## In Python\n\n```python\n(.*?)```", README, re.DOTALL).group(1)
     namespace: dict = {}
     exec(snippet, namespace)
-    assert capsys.readouterr().out == "$.entity.rating 'five' is not of type 'integer'\n"
+    assert capsys.readouterr().out == "$.entity.rating 'five' is not an integer or a string of digits\n"
     assert namespace["siq_schemas"].is_valid(namespace["payload"]) is False
 
 

@@ -7,7 +7,8 @@ Layout (see ``tests/examples/README.md``)::
 
 File names say where a valid example comes from: ``doc-`` the vendor document,
 ``notes-`` the field notes, ``synthetic-`` made up for an event with no
-published payload. Test ids are ``<event>/<valid|invalid>/<name>``.
+published payload, ``lenient-`` a departure from the documented shape that the
+lenient schemas accept and drift reports. Test ids are ``<event>/<valid|invalid>/<name>``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from hypothesis import strategies as st
 
 import siq_schemas
 from siq_schemas import _registry
+from siq_schemas.drift import Drift
 from siq_schemas.parse import loads
 
 EXAMPLES = Path(__file__).parent / "examples"
@@ -91,8 +93,8 @@ def test_invalid_example_is_described(path: Path) -> None:
 
 @pytest.mark.parametrize("path", _params(VALID))
 def test_valid_example_source_is_named(path: Path) -> None:
-    """A valid example's name says where it comes from: doc-, notes- or synthetic-."""
-    assert path.stem.split("-", 1)[0] in {"doc", "notes", "synthetic"}
+    """A valid example's name says where it comes from: doc-, notes-, synthetic- or lenient-."""
+    assert path.stem.split("-", 1)[0] in {"doc", "notes", "synthetic", "lenient"}
 
 
 # ---------------------------------------------------------------------------- verdicts
@@ -145,6 +147,18 @@ def test_vendor_document_example_is_valid(path: Path) -> None:
 def test_field_notes_shape_is_valid(path: Path) -> None:
     """Every shape observed in the field notes produces no error against the lenient schema."""
     assert list(siq_schemas.iter_errors(_payload(path))) == []
+
+
+@pytest.mark.parametrize("path", _params([p for p in VALID if p.stem.startswith("lenient-")]))
+def test_lenient_example_is_accepted_and_reported_by_drift(path: Path) -> None:
+    """A `lenient-` example passes the lenient schema, fails the documented one, and drift names what departs."""
+    payload = _payload(path)
+    assert list(siq_schemas.iter_errors(payload)) == []
+    assert not _registry.validators(payload["event"], "documented").fast.is_valid(payload)
+    found = Drift()
+    assert found.add(payload, str(path), 1) is True
+    kinds = {finding["kind"] for finding in found.findings()}
+    assert kinds and kinds <= {"missing-required", "enum-value", "type-mismatch", "invalid-value"}, kinds
 
 
 def test_vendor_document_examples_cover_every_documented_event() -> None:

@@ -535,3 +535,17 @@ def test_key_usage():
     assert usage.index.tolist() == ["k-old", "k-new"]
     assert usage["events"].tolist() == [2, 1]
     assert usage.loc["k-old", "last_seen"] == t("2026-03-02T11:00:03")
+
+
+def test_recovered_by_event_counts_events_rebuilt_from_failed_executions():
+    """a.x: 2 of 3 recovered, up to 5 retries, statuses 400 and 503; b.y none: left out; most recovered first."""
+    events = EVENTS.assign(
+        recovered=[True, False, True, None],
+        number_of_retries=[3, None, 5, None],
+        remote_server_status=[503, None, 400, None],
+    )
+    table = metrics.recovered_by_event(events)
+    assert table.index.tolist() == ["a.x"]
+    assert table.loc["a.x"].tolist() == [3, 2, pytest.approx(2 / 3), 5, "400, 503"]
+    delivered = EVENTS.assign(recovered=False, number_of_retries=None, remote_server_status=None)
+    assert metrics.recovered_by_event(delivered).empty

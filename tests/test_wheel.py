@@ -25,7 +25,7 @@ def test_wheel_contains_every_schema(tmp_path):
         for entry in files("siq_schemas.schemas").iterdir()
         if entry.name.endswith(".json")
     }
-    assert len(shipped) == 29
+    assert len(shipped) == 37  # 35 events, the envelope and the shared definitions
     assert shipped <= names
     assert "siq_schemas/py.typed" in names
     assert any(name.endswith("entry_points.txt") for name in names)

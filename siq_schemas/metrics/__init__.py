@@ -48,6 +48,7 @@ from ._delivery import (
     delivery_latency,
     key_usage,
     latency_summary,
+    recovered_by_event,
     rejects_by_reason,
     retries_by_event,
 )
@@ -120,6 +121,7 @@ __all__ = [
     "rating_counts",
     "rating_summary",
     "ratings_by",
+    "recovered_by_event",
     "rejects_by_reason",
     "response_times",
     "retries_by_event",

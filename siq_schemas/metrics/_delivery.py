@@ -1,4 +1,4 @@
-"""Delivery health: retries, duplicates, delivery latency, rejects over time, signatures by key.
+"""Delivery health: retries, duplicates, recovered events, delivery latency, rejects over time, signatures by key.
 
 They take the ``events`` table (one row per unique event, with ``attempts``, ``deliveries``,
 ``received_at``, ``signature`` and ``key_id``) and the ``rejects`` table.
@@ -61,6 +61,28 @@ def retries_by_event(events: pd.DataFrame) -> pd.DataFrame:
     table["retried_share"] = table["retried"] / table["events"]
     table = table[["events", "retried", "retried_share", "max_attempts"]]
     return table.reset_index().sort_values(["retried_share", "event"], ascending=[False, True]).set_index("event")
+
+
+def recovered_by_event(events: pd.DataFrame) -> pd.DataFrame:
+    """Per event type with recovered events (rebuilt from failed executions, ``events.recovered``):
+    ``events``, ``recovered``, ``recovered_share``, ``max_retries`` (``number_of_retries``) and
+    ``statuses`` (the receiver's answers, e.g. ``"400, 503"``). Most recovered first, then by event name."""
+    recovered = events[events["recovered"].fillna(False).astype(bool)]
+    grouped = recovered.groupby("event")
+    table = pd.DataFrame(
+        {
+            "events": events.groupby("event").size().reindex(grouped.size().index),
+            "recovered": grouped.size(),
+            "max_retries": grouped["number_of_retries"].max(),
+            "statuses": grouped["remote_server_status"].agg(
+                lambda codes: ", ".join(str(int(code)) for code in sorted(set(codes.dropna())))
+            ),
+        }
+    )
+    table["recovered_share"] = table["recovered"] / table["events"]
+    table = table[["events", "recovered", "recovered_share", "max_retries", "statuses"]]
+    table.index.name = "event"
+    return table.reset_index().sort_values(["recovered", "event"], ascending=[False, True]).set_index("event")
 
 
 def delivery_latency(events: pd.DataFrame) -> pd.Series:
