@@ -313,7 +313,7 @@ def serve_command(
     from . import serve
 
     try:
-        import uvicorn  # noqa: F401
+        from . import _uvicorn
     except ImportError:
         raise Failure("siq serve needs uvicorn: pip install 'siq-schemas[serve]'") from None
     if max_body_bytes > serve.largest_body():
@@ -329,7 +329,7 @@ def serve_command(
             f"siq serve: warning: no --keys, so every POST reaching {host}:{port} is archived, authentic or not",
             err=True,
         )
-    code = serve.run(
+    code = _uvicorn.run(
         archive, [str(Path(key).resolve()) for key in key_files], host=host, port=port, path=url_path,
         workers=workers, max_body_bytes=max_body_bytes,
     )  # fmt: skip

@@ -24,8 +24,6 @@ import base64
 import json
 import logging
 import os
-import signal
-import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
@@ -39,7 +37,7 @@ from .parse import encode
 from .read import LIMITS
 from .verify import SIGNATURE_HEADER, signature_header, verify_signature
 
-__all__ = ["HEADER_BYTES", "MAX_BODY_BYTES", "Receiver", "app_from_environment", "create_app", "largest_body"]
+__all__ = ["HEADER_BYTES", "MAX_BODY_BYTES", "Receiver", "create_app", "largest_body"]
 
 #: The default limit of a request body.
 MAX_BODY_BYTES = 1 << 20
@@ -47,10 +45,6 @@ MAX_BODY_BYTES = 1 << 20
 HEADER_BYTES = 64 << 10
 #: Headers never archived: they carry credentials.
 CREDENTIALS = frozenset({"authorization", "proxy-authorization", "cookie"})
-#: The environment variable through which ``siq serve`` configures its worker processes.
-CONFIG_VARIABLE = "SIQ_SERVE_CONFIG"
-#: A file holding the UTC time the receiver takes as now (ISO-8601 or epoch seconds): for tests of a day change.
-CLOCK_VARIABLE = "SIQ_SERVE_CLOCK"
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -176,7 +170,10 @@ class Receiver:
         length = _header(scope, b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
             return await _answer(send, 413, b"body over the limit\n", close=True)
-        body = await _body(receive, self.max_body)
+        try:
+            body = await _body(receive, self.max_body)
+        except _Disconnected:  # the client left before its body was whole: nothing to keep or answer
+            return
         if body is None:
             return await _answer(send, 413, b"body over the limit\n", close=True)
         headers = _kept_headers(scope["headers"])
@@ -316,6 +313,10 @@ def _kept_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
     return headers
 
 
+class _Disconnected(Exception):
+    """The client closed the connection before the request body was whole."""
+
+
 async def _body(receive: Receive, limit: int) -> bytes | None:
     """The request body, or ``None`` as soon as it grows past ``limit`` (the rest is not read)."""
     parts: list[bytes] = []
@@ -323,7 +324,7 @@ async def _body(receive: Receive, limit: int) -> bytes | None:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            raise _Disconnected
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
@@ -360,72 +361,3 @@ async def _answer(
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-def app_from_environment() -> Receiver:
-    """The receiver ``siq serve`` configures through ``SIQ_SERVE_CONFIG`` (a uvicorn factory, one per worker).
-
-    In a worker process it also reloads the keys on SIGHUP, and stops (as on SIGTERM) when the
-    process that started it is gone.
-    """
-    config = json.loads(os.environ[CONFIG_VARIABLE])
-    clock = _file_clock(os.environ[CLOCK_VARIABLE]) if os.environ.get(CLOCK_VARIABLE) else time.time
-    app = create_app(
-        config["archive"], config["keys"] or None, path=config["path"], max_body_bytes=config["max_body_bytes"],
-        clock=clock,
-    )  # fmt: skip
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGHUP, lambda number, frame: app.reload_keys())
-    # A lost supervisor would leave this worker serving alone: stop as on SIGTERM.
-    if config.get("supervisor"):
-        threading.Thread(target=_watch_parent, args=(config["supervisor"],), name="siq-parent", daemon=True).start()
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file size limit fails the write (EFBIG), never kills
-    return app
-
-
-def _watch_parent(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(0.5)
-    os.kill(os.getpid(), signal.SIGTERM)
-
-
-def _file_clock(path: str) -> Callable[[], float]:
-    """A clock reading the time from a file: ISO-8601 (``2026-03-01T23:59:59Z``) or seconds since the epoch."""
-
-    def now() -> float:
-        text = Path(path).read_text().strip()
-        try:
-            return float(text)
-        except ValueError:
-            from datetime import datetime
-
-            return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-    return now
-
-
-def run(archive: str, keys: list[str], *, host: str, port: int, path: str, workers: int, max_body_bytes: int) -> int:
-    """Run the receiver on uvicorn until SIGTERM or SIGINT (``siq serve``): 0, or non-zero if it could not start.
-
-    The archive is put in order first (torn tails cut, closed days compressed, for every slot no
-    running receiver holds); raises :class:`~siq_schemas.archive.ArchiveError` when it cannot be used.
-    """
-    import uvicorn
-
-    clock = _file_clock(os.environ[CLOCK_VARIABLE]) if os.environ.get(CLOCK_VARIABLE) else time.time
-    Archive(archive).sweep(clock())
-    config = {"archive": str(Path(archive).resolve()), "keys": keys, "path": path, "max_body_bytes": max_body_bytes}
-    os.environ[CONFIG_VARIABLE] = json.dumps({**config, "supervisor": os.getpid() if workers > 1 else None})
-    # uvicorn re-raises the signal that stopped it once it has shut down: make that a no-op, so the exit is 0.
-    previous = {number: signal.signal(number, lambda *_: None) for number in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        uvicorn.run(
-            "siq_schemas.serve:app_from_environment", factory=True, host=host, port=port, workers=workers,
-            lifespan="on", access_log=False, log_level="warning", timeout_graceful_shutdown=30,
-        )  # fmt: skip
-    except SystemExit as stop:
-        return stop.code if isinstance(stop.code, int) else 1
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-    return 0
