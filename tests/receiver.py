@@ -179,3 +179,12 @@ def archived(archive: Path) -> list[dict]:
 def bodies(archive: Path) -> list[bytes]:
     """The raw bodies of the archive's delivery records."""
     return [record["body"].encode() for record in archived(archive)]
+
+
+def wait_compressed(archive: Path, day: str) -> None:
+    """Wait until the receiver has replaced slot 0's file of ``day`` by its .jsonl.zst."""
+    plain = archive / "deliveries" / f"siq-deliveries-{day}.jsonl"
+    deadline = time.monotonic() + 20
+    while plain.exists() or not plain.with_name(plain.name + ".zst").exists():
+        assert time.monotonic() < deadline, f"{plain.name} not compressed within 20 s"
+        time.sleep(0.05)

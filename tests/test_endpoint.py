@@ -1,4 +1,4 @@
-"""The hand-written webhook endpoint shown in the README works as shown."""
+"""The webhook endpoints shown in the README work as shown: the ASGI service and the hand-written one."""
 
 from __future__ import annotations
 
@@ -12,9 +12,17 @@ import pytest
 
 from siq_schemas import convert
 from tests.conftest import DEPARTMENT_DELETED, sign
+from tests.receiver import KEY_A, Server, bodies, event, signed
 
 ROOT = Path(__file__).parent.parent
 KEYS = Path(__file__).parent / "keys"
+
+
+def readme_code(first_line: str) -> str:
+    """The README's Python block that starts with ``first_line``."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    (code,) = re.findall(rf"```python\n({re.escape(first_line)}\n.*?)```", readme, re.DOTALL)
+    return code
 
 
 @pytest.fixture
@@ -25,9 +33,7 @@ def archive(tmp_path):
 @pytest.fixture
 def client(monkeypatch, tmp_path, archive):
     """A Flask test client of the README's endpoint module, with test keys A and B and an archive folder."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    (code,) = re.findall(r"```python\n(# webhook_endpoint.py\n.*?)```", readme, re.DOTALL)
-    (tmp_path / "webhook_endpoint.py").write_text(code)
+    (tmp_path / "webhook_endpoint.py").write_text(readme_code("# webhook_endpoint.py"))
     keys = (KEYS / "key_a_public.pem").read_text() + (KEYS / "key_b_public.pem").read_text()
     monkeypatch.setenv("SIQ_PUBLIC_KEYS", keys)
     monkeypatch.setenv("SIQ_ARCHIVE", str(archive))
@@ -79,3 +85,18 @@ def test_tampered_or_unsigned_deliveries_are_refused(client, archive):
     assert client.post("/salesiq", data=tampered, headers=delivery["headers"]).status_code == 401
     assert client.post("/salesiq", data=delivery["body"].encode()).status_code == 401
     assert archived(archive) == []
+
+
+def test_the_asgi_service_archives_signed_deliveries_and_refuses_unsigned_ones(tmp_path):
+    """The README's Starlette service mounting create_app, on uvicorn: HEAD 200, signed 200 and archived, else 401."""
+    (tmp_path / "service.py").write_text(readme_code("# service.py"))
+    archive = tmp_path / "archive"
+    env = {"SIQ_ARCHIVE": str(archive), "SIQ_PUBLIC_KEYS": str(KEY_A)}
+    command = [sys.executable, "-m", "uvicorn", "--app-dir", str(tmp_path), "service:app"]
+    body = event(1)
+    with Server(archive, command=command, env=env, prefix="/hooks") as server:
+        assert server.request("HEAD", "/hooks/salesiq")[0] == 200
+        assert server.post(body, signed(body), path="/hooks/salesiq") == 200
+        assert server.post(body, path="/hooks/salesiq") == 401
+        assert server.health()[1]["deliveries"] == 1
+    assert bodies(archive) == [body]

@@ -18,7 +18,7 @@ import pytest
 
 from siq_schemas import convert, read_table
 from tests.conftest import KEYS
-from tests.receiver import KEY_A, KEY_B, Load, Server, archived, bodies, event, set_clock, signed
+from tests.receiver import KEY_A, KEY_B, Load, Server, archived, bodies, event, set_clock, signed, wait_compressed
 
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
@@ -157,10 +157,7 @@ def test_a_day_change_starts_a_new_file_and_compresses_the_closed_day(tmp_path):
         assert [server.post(event(n), signed(event(n))) for n in range(3)] == [200] * 3
         set_clock(clock, "2026-03-02T00:00:00.250Z")
         assert [server.post(event(n), signed(event(n))) for n in range(3, 5)] == [200] * 2
-        compressed = archive / "deliveries" / "siq-deliveries-2026-03-01.jsonl.zst"
-        deadline = time.monotonic() + 10
-        while not compressed.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_compressed(archive, "2026-03-01")
         names = sorted(path.name for path in (archive / "deliveries").iterdir())
     assert names == ["siq-deliveries-2026-03-01.jsonl.zst", "siq-deliveries-2026-03-02.jsonl"]
     assert [record["received_at"][:10] for record in archived(archive)] == ["2026-03-02"] * 2
@@ -178,11 +175,7 @@ def test_receive_convert_compress_convert_counts_each_delivery_once(tmp_path):
         first = converted(archive, out, keys=(KEY_A,))
         set_clock(clock, "2026-03-02T00:00:01Z")
         assert server.post(event(9), signed(event(9))) == 200
-        compressed = archive / "deliveries" / "siq-deliveries-2026-03-01.jsonl.zst"
-        deadline = time.monotonic() + 10
-        while not compressed.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert compressed.exists()
+        wait_compressed(archive, "2026-03-01")
     second = converted(archive, out, keys=(KEY_A,))
     assert (first.events_written, second.events_written, second.duplicates) == (4, 1, 0)
     assert read_table(out, "events").deliveries.tolist() == [1] * 5
@@ -323,30 +316,3 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
     except OSError:
         return True
-
-
-SERVICE = """
-from starlette.applications import Starlette
-from starlette.responses import PlainTextResponse
-from starlette.routing import Mount, Route
-
-from siq_schemas.serve import create_app
-
-receiver = create_app({archive!r}, keys=[{key!r}], path="/salesiq")
-app = Starlette(routes=[Route("/", lambda request: PlainTextResponse("home")), Mount("/hooks", app=receiver)])
-"""
-
-
-def test_create_app_mounted_in_a_starlette_service(tmp_path):
-    """create_app mounted in a Starlette app on uvicorn archives a signed delivery and refuses an unsigned one."""
-    archive = tmp_path / "archive"
-    (tmp_path / "service.py").write_text(SERVICE.format(archive=str(archive), key=str(KEY_A)))
-    command = [sys.executable, "-m", "uvicorn", "--app-dir", str(tmp_path), "service:app"]
-    body = event(1)
-    with Server(archive, command=command, prefix="/hooks") as server:
-        assert server.request("GET", "/") == (200, b"home")
-        assert server.request("HEAD", "/hooks/salesiq")[0] == 200
-        assert server.post(body, signed(body), path="/hooks/salesiq") == 200
-        assert server.post(body, path="/hooks/salesiq") == 401
-        assert server.health()[1]["deliveries"] == 1
-    assert bodies(archive) == [body]
