@@ -66,10 +66,14 @@ def timestamp(now: float) -> str:
 
 
 class Archive:
-    """The folders of an archive and the slots that write to it."""
+    """The folders of an archive and the slots that write to it.
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    ``rejected_bytes`` bounds the refused requests kept per slot and day in ``_rejected/``.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], rejected_bytes: int = REJECTED_BYTES) -> None:
         self.root = Path(root)
+        self.rejected_bytes = rejected_bytes
         self.deliveries = self.root / "deliveries"
         self.rejected = self.root / "_rejected"
         self.slots = self.root / "_slots"
@@ -211,7 +215,7 @@ class Slot:
             _prune_rejected(self.archive, day)
         fd = self._rejected_fd
         assert fd is not None
-        if os.fstat(fd).st_size + len(line) > REJECTED_BYTES:
+        if os.fstat(fd).st_size + len(line) > self.archive.rejected_bytes:
             self.rejected_dropped += 1
             return False
         _write_all(fd, line)

@@ -280,6 +280,7 @@ class Receiver:
             "files_open": [str(slot.path)] if slot and slot.is_open else [],
             "deliveries": self.stats["deliveries"],
             "rejected": self.stats["rejected"],
+            "rejected_not_kept": slot.rejected_dropped if slot else 0,
             "unavailable": self.stats["unavailable"],
             "fsyncs": slot.fsyncs if slot else 0,
             "keys": list(self.keys.ids) if self.keys else None,

@@ -196,6 +196,7 @@ def test_kill_9_under_load_loses_no_acknowledged_delivery(tmp_path):
         body = event(10**6)
         assert again.post(body, signed(body)) == 200
     kept = bodies(archive)  # asserts that no file ends with a partial line
+    assert list((archive / "deliveries").glob("*.jsonl")) == [day_file]  # the restart took the same slot back
     assert set(acked) <= set(kept) and len(kept) == len(set(kept))
     assert kept[-1] == body
     report = converted(archive, tmp_path / "out", keys=(KEY_A,))
