@@ -70,10 +70,18 @@ def run(archive: str, keys: list[str], *, host: str, port: int, path: str, worke
     """Run the receiver on uvicorn until SIGTERM or SIGINT (``siq serve``): 0, or non-zero if it could not start.
 
     The archive is put in order first (torn tails cut, closed days compressed, for every slot no
-    running receiver holds); raises :class:`~siq_schemas.archive.ArchiveError` when it cannot be used.
+    running receiver holds); raises :class:`~siq_schemas.archive.ArchiveError` when it cannot be
+    used or has fewer free writer slots than ``workers``.
     """
     clock = _file_clock(os.environ[CLOCK_VARIABLE]) if os.environ.get(CLOCK_VARIABLE) else time.time
-    Archive(archive).sweep(clock())
+    store = Archive(archive)
+    store.sweep(clock())
+    held = []
+    try:  # as many free slots as workers, or one clean line now rather than 503s later
+        held.extend(store.take(clock()) for _ in range(workers))
+    finally:
+        for slot in held:
+            slot.close()
     config = {"archive": str(Path(archive).resolve()), "keys": keys, "path": path, "max_body_bytes": max_body_bytes}
     os.environ[CONFIG_VARIABLE] = json.dumps({**config, "supervisor": os.getpid() if workers > 1 else None})
     # uvicorn re-raises the signal that stopped it once it has shut down: make that a no-op, so the exit is 0.

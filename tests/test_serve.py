@@ -17,8 +17,21 @@ from pathlib import Path
 import pytest
 
 from siq_schemas import convert, read_table
+from siq_schemas.archive import SLOTS, Archive
 from tests.conftest import KEYS
-from tests.receiver import KEY_A, KEY_B, Load, Server, archived, bodies, event, set_clock, signed, wait_compressed
+from tests.receiver import (
+    KEY_A,
+    KEY_B,
+    Load,
+    Server,
+    archived,
+    bodies,
+    event,
+    free_port,
+    set_clock,
+    signed,
+    wait_compressed,
+)
 
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
@@ -262,6 +275,22 @@ def test_an_archive_where_a_file_stands_is_one_clean_line(tmp_path):
     )  # fmt: skip
     assert result.returncode == 2
     assert "deliveries" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_receiver_finding_every_slot_taken_stops_with_one_line(tmp_path):
+    """When running receivers hold every writer slot of the archive, another `siq serve` exits 2 saying so."""
+    archive = Archive(tmp_path / "archive")
+    held = [archive.take(time.time()) for _ in range(SLOTS)]
+    result = subprocess.run(
+        [sys.executable, "-m", "siq_schemas", "serve", "--archive", str(archive.root), "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    for slot in held:
+        slot.close()
+    assert result.returncode == 2
+    assert result.stderr == f"siq: {archive.root}: all {SLOTS} writer slots are taken by other running receivers\n"
 
 
 def test_sighup_reloads_the_key_files(tmp_path):
