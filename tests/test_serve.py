@@ -216,10 +216,11 @@ def test_kill_9_under_load_loses_no_acknowledged_delivery(tmp_path):
     assert report.rejected == 0 and report.events_written == len(kept)
 
 
-def test_sigterm_under_load_answers_and_keeps_every_request_in_flight(tmp_path):
-    """SIGTERM under load: each request in flight is answered 200 and archived, then exit 0."""
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_under_load_answers_and_keeps_every_request_in_flight(tmp_path, workers):
+    """SIGTERM under load, with one worker or two: each request in flight is answered 200 and archived, exit 0."""
     archive = tmp_path / "archive"
-    server = Server(archive, "--keys", str(KEY_A))
+    server = Server(archive, "--keys", str(KEY_A), "--workers", workers)
     load = Load(server.port, clients=16)
     load.wait_for(300)
     code = server.stop(signal.SIGTERM)
