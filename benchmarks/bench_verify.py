@@ -111,7 +111,9 @@ def main() -> int:
     """Run every measurement, print the table, return the exit status."""
     private_a, private_b = (rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in "ab")
     spki = serialization.PublicFormat.SubjectPublicKeyInfo
-    pem_a, pem_b = (key.public_key().public_bytes(serialization.Encoding.PEM, spki) for key in (private_a, private_b))
+    pem_a, pem_b = (
+        key.public_key().public_bytes(serialization.Encoding.PEM, spki) for key in (private_a, private_b)
+    )
     raw_a, raw_b = (key.sign(BODY, PAD, HASH) for key in (private_a, private_b))
     b64_a, b64_b = base64.b64encode(raw_a).decode(), base64.b64encode(raw_b).decode()
     public_b = private_b.public_key()
