@@ -17,7 +17,7 @@ from pathlib import Path
 
 import uvicorn
 
-from .archive import Archive
+from .archive import Archive, Slot
 from .serve import Receiver, create_app
 
 #: The environment variable through which ``siq serve`` configures its worker processes.
@@ -76,7 +76,7 @@ def run(archive: str, keys: list[str], *, host: str, port: int, path: str, worke
     clock = _file_clock(os.environ[CLOCK_VARIABLE]) if os.environ.get(CLOCK_VARIABLE) else time.time
     store = Archive(archive)
     store.sweep(clock())
-    held = []
+    held: list[Slot] = []
     try:  # as many free slots as workers, or one clean line now rather than 503s later
         held.extend(store.take(clock()) for _ in range(workers))
     finally:

@@ -30,6 +30,7 @@ from .exceptions import (
 from .keys import load_keys
 from .read import LIMITS, Record, expand, read_records
 from .sample import MIN_EVENTS, write_sample
+from .serve import MAX_BODY_BYTES
 from .validate import validate
 from .verify import record_key
 
@@ -290,10 +291,17 @@ def sample_command(out: str, seed: int, events: int, corrupt: bool) -> int:
 @click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="The port.")
 @click.option("--path", "url_path", default="/", show_default=True, help="The URL path SalesIQ posts to.")
-@click.option("--workers", "-j", default=1, show_default=True, type=click.IntRange(min=1), help="Processes.")
+@click.option(
+    "--workers",
+    "-j",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Worker processes (each writes files of its own).",
+)
 @click.option(
     "--max-body-bytes",
-    default=1 << 20,
+    default=MAX_BODY_BYTES,
     show_default=True,
     type=click.IntRange(min=1),
     help="A larger request body answers 413.",
