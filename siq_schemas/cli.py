@@ -43,6 +43,12 @@ class Failure(click.ClickException):
         click.echo(self.message, err=True)
 
 
+def _keys_option(more: str, required: bool = False) -> Any:
+    """The `--keys` option: once per key file, as in every command."""
+    text = f"A public key file (PEM or base64 DER); repeat it for each key: --keys A.pem --keys B.pem. {more}".strip()
+    return click.option("--keys", "-k", "key_files", multiple=True, required=required, metavar="FILE", help=text)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="siq")
 def cli() -> None:
@@ -96,15 +102,7 @@ def validate_command(files: tuple[str, ...], strict: bool, as_json: bool) -> int
 
 
 @cli.command("verify")
-@click.option(
-    "--keys",
-    "-k",
-    "key_files",
-    multiple=True,
-    required=True,
-    metavar="FILE",
-    help="A public key file (PEM or base64 DER); repeat it for each key: --keys A.pem --keys B.pem.",
-)
+@_keys_option("", required=True)
 @click.argument("files", nargs=-1, required=True)
 def verify_command(key_files: tuple[str, ...], files: tuple[str, ...]) -> int:
     """Check the x-siqsignature of every delivery record in FILES.
@@ -161,15 +159,7 @@ def _limit(name: str, default: int, text: str) -> Any:
     type=click.Path(file_okay=False),
     help="The output folder, or a URL (s3://bucket/prefix, gs://..., memory://...).",
 )
-@click.option(
-    "--keys",
-    "-k",
-    "key_files",
-    multiple=True,
-    metavar="FILE",
-    help="A public key file (PEM or base64 DER); repeat it for each key (--keys A.pem --keys B.pem). "
-    "Without keys nothing is verified.",
-)
+@_keys_option("Without keys nothing is verified.")
 @click.option("--allow-unsigned", is_flag=True, help="With --keys, accept bare payloads (marked `unsigned`).")
 @click.option("--workers", "-j", type=click.IntRange(min=1), help="Processes to use (default: one per CPU).")
 @click.option(
@@ -295,6 +285,78 @@ def sample_command(out: str, seed: int, events: int, corrupt: bool) -> int:
     key = Path(out) / "keys" / "sample_public.pem"
     click.echo(f"convert it: siq convert {out} --out {out}-parquet --keys {key} --allow-unsigned")
     return 0
+
+
+@cli.command("serve")
+@click.option("--archive", "-a", required=True, type=click.Path(file_okay=False), help="The archive folder to write.")
+@_keys_option("Without keys every POST is archived.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="The port.")
+@click.option("--path", "url_path", default="/", show_default=True, help="The URL path SalesIQ posts to.")
+@click.option(
+    "--workers",
+    "-j",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Worker processes (each writes files of its own).",
+)
+@click.option(
+    "--max-body-bytes",
+    default=1 << 20,  # serve.MAX_BODY_BYTES, not imported here: the receiver's modules load only for `siq serve`
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="A larger request body answers 413.",
+)
+def serve_command(
+    archive: str, key_files: tuple[str, ...], host: str, port: int, url_path: str, workers: int, max_body_bytes: int
+) -> int:
+    """Receive SalesIQ webhook deliveries and archive every authentic one, durably.
+
+    Runs on uvicorn. POST to --path: a delivery whose x-siqsignature verifies
+    (any, without --keys) is appended to ARCHIVE/deliveries/ and fsynced, then
+    answered 200; a bad or missing signature answers 401. HEAD answers 200,
+    GET /healthz tells whether the archive can be written. SIGHUP reloads the
+    key files; SIGTERM or Ctrl-C finishes the requests in flight and exits 0.
+    Exits 2 when the archive, the keys or the address cannot be used.
+    """
+    from . import serve
+
+    try:
+        from . import _uvicorn
+    except ImportError:
+        raise Failure("siq serve needs uvicorn: pip install 'siq-schemas[serve]'") from None
+    if max_body_bytes > serve.largest_body():
+        raise click.BadParameter(
+            f"at most {serve.largest_body():,}: a larger body could make an archived line longer than "
+            f"`siq convert --max-record-bytes` takes by default",
+            param_hint="--max-body-bytes",
+        )
+    if key_files:
+        load_keys(*key_files)  # a bad key is one clean line before anything starts
+    elif not _loopback(host):
+        click.echo(
+            f"siq serve: warning: no --keys, so every POST reaching {host}:{port} is archived, authentic or not",
+            err=True,
+        )
+    code = _uvicorn.run(
+        archive, [str(Path(key).resolve()) for key in key_files], host=host, port=port, path=url_path,
+        workers=workers, max_body_bytes=max_body_bytes,
+    )  # fmt: skip
+    if code:
+        raise Failure(f"siq: the receiver could not start on {host}:{port} (the line above says why)")
+    return 0
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _paths(sources: tuple[str, ...]) -> list[Path | str]:
