@@ -314,7 +314,7 @@ _KNOWN_SHAPES: dict[tuple[str | None, Any], list[tuple[str, tuple[str | int, ...
 #: Shapes remembered per process at most (the cache is emptied when full).
 SHAPES = 4096
 #: Keys, containers and unknown fields the remembered shapes may hold in all: a shape larger is not remembered.
-SHAPE_ITEMS = 1 << 20
+SHAPE_ITEMS = 1 << 19
 _cached_items = 0
 _CONTAINERS = (dict, list)
 
