@@ -24,11 +24,12 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env notebooks/
 
-# The property tests of tests/test_fuzz.py, for FUZZ_SECONDS in all (make test runs a few examples of each).
+# The property tests of tests/test_fuzz.py and tests/test_fold.py, for FUZZ_SECONDS in all
+# (make test runs a few examples of each).
 FUZZ_SECONDS ?= 120
 
 fuzz: $(STAMP)
-	SIQ_FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python -m pytest -q -m fuzz tests/test_fuzz.py
+	SIQ_FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python -m pytest -q -m fuzz tests/test_fuzz.py tests/test_fold.py
 
 bench: $(STAMP)
 	status=0; for script in benchmarks/bench_*.py; do $(BIN)/python $$script || status=1; done; exit $$status

@@ -33,8 +33,18 @@ from .tables import TABLES
 from .validate import validate
 from .verify import record_key
 
-#: Records per staged batch: bounds a worker's memory.
-BATCH = 20_000
+
+@dataclass(frozen=True)
+class Batch:
+    """How much of a file a worker holds before it writes the staged rows out: this bounds its memory.
+
+    A batch ends at ``records`` records or once the records read for it pass
+    ``raw_bytes`` bytes, whichever comes first: a few records of megabytes each
+    weigh as much as many small ones.
+    """
+
+    records: int = 20_000
+    raw_bytes: int = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,7 @@ class Task:
     size: int
     buckets: int = 1
     limits: Limits = LIMITS
+    batch: Batch = Batch()
 
 
 @dataclass
@@ -70,14 +81,14 @@ def stage_file(task: Task) -> FileResult:
     keyring = load_keys(*task.keys) if task.keys else None
     result = FileResult(storage.key(storage.location(task.path)), resumed=task.skip_lines > 0)
     rows, rejects = Rows(), _Rejects()
-    batch = 0
+    batch = raw_bytes = 0
 
     def flush() -> None:
-        nonlocal rows, rejects, batch
+        nonlocal rows, rejects, batch, raw_bytes
         tables = rows.tables()
         tables["rejects"] = rejects.table()
         write.write_staged(tables, Path(task.stage), f"{task.index:06d}-{batch:05d}", task.buckets)
-        rows, rejects, batch = Rows(), _Rejects(), batch + 1
+        rows, rejects, batch, raw_bytes = Rows(), _Rejects(), batch + 1, 0
         gc.collect(1)  # the young generations only: a full collection costs ~35 ms, per file
 
     collecting = gc.isenabled()
@@ -90,6 +101,7 @@ def stage_file(task: Task) -> FileResult:
             if record.kind == "blank":
                 result.counts["blank"] += 1
                 continue
+            raw_bytes += len(record.raw)
             try:
                 payload, delivery = _accept(record, keyring, task.allow_unsigned, task.limits.max_depth, result.drift)
             except SiqSchemasError as error:
@@ -98,7 +110,7 @@ def stage_file(task: Task) -> FileResult:
             else:
                 result.counts["accepted"] += 1
                 rows.add(event_key(payload), payload, delivery, task.index << 32 | record.line)
-            if rows.count + len(rejects.rows) >= BATCH:
+            if rows.count + len(rejects.rows) >= task.batch.records or raw_bytes >= task.batch.raw_bytes:
                 flush()
         flush()
     finally:

@@ -23,6 +23,12 @@ a value that cannot be read as its type (a rating of ``"five"``, a boolean ``"ye
 ``"5"`` reads as 5), or an unknown event. A missing nested id, a value outside a
 documented set and unknown fields are accepted and reported here.
 
+At most :data:`MAX_FINDINGS` findings are itemised per event and kind (unknown
+events counting as one event): the first ones by path, then expected and seen
+value. The rest are counted, exactly, in one :data:`OTHERS` finding per event
+and kind, so that memory and the report stay bounded whatever the archive
+holds, and the drift of several inputs merged is that of one pass over all.
+
 Counts are of records, as delivered: a retry or a copy sent to a second webhook
 counts again, because drift is about what arrives, and a finding's count can then
 be set against ``records``. Checking is cheap: one compiled strict verdict per
@@ -34,6 +40,7 @@ one cannot take), and judged by the lenient one.
 from __future__ import annotations
 
 import ast
+import bisect
 import json
 import re
 from collections import Counter
@@ -59,12 +66,18 @@ KINDS = (
 )
 #: Longest example kept, as JSON text; a longer one is cut and ends with "...".
 EXAMPLE_CHARS = 120
+#: Findings itemised per event and kind; the others are counted in one finding, see :data:`OTHERS`.
+MAX_FINDINGS = 1_000
+#: The path of the finding that counts, per event and kind, the findings beyond :data:`MAX_FINDINGS`.
+OTHERS = "(others)"
 
 _UNKNOWN = ("unevaluatedProperties", "additionalProperties")
 _DETAIL = {"unpublished-event": "no published payload", "unknown-event": "no schema"}
 _ABSENT = object()
 #: event, kind, path, expected, seen: what makes two findings one.
 _Key = tuple[str | None, str, str, str | None, str | None]
+#: Where a finding ranks in its event and kind: path, expected, seen (a None before every text).
+_Rank = tuple[str, bool, str, bool, str]
 #: A schema error, whichever validator found it: path, keyword, its detail, the value at the path.
 _Error = tuple[tuple[str | int, ...], str, Any, Any]
 
@@ -81,6 +94,8 @@ class Drift:
         self.records_with_drift = 0
         self.events: Counter[str] = Counter()
         self._findings: dict[_Key, list[Any]] = {}  # key -> [count, first, example]
+        self._ranked: dict[tuple[str | None, str], list[tuple[_Rank, _Key]]] = {}  # per group, itemised keys sorted
+        self._others: Counter[tuple[str | None, str]] = Counter()  # per group, occurrences not itemised
 
     def add(self, payload: Any, source: str = "", line: int = 0) -> bool:
         """Check one payload, read at ``source:line``, for drift; return whether it is valid.
@@ -104,34 +119,60 @@ class Drift:
             self.records_with_drift += 1
         for key, value in found.items():
             entry = self._findings.get(key)
-            if entry is None:
-                self._findings[key] = [1, f"{source}:{line}", None if value is _ABSENT else _text(value)]
-            else:
+            if entry is not None:
                 entry[0] += 1
+            elif self._room(key, 1):
+                self._findings[key] = [1, f"{source}:{line}", None if value is _ABSENT else _text(value)]
         return valid
+
+    def _room(self, key: _Key, count: int) -> bool:
+        """Whether new finding ``key`` is itemised; when it is not, its ``count`` goes to its group's others.
+
+        A group keeps the :data:`MAX_FINDINGS` lowest keys seen: a lower one
+        takes the place of the highest, whose count goes to the others. A key
+        among the lowest of all records was so among the records before it, so
+        it is counted from its first record on, whichever inputs they are split in.
+        """
+        group = (None if key[1] == "unknown-event" else key[0], key[1])
+        ranked = self._ranked.setdefault(group, [])
+        rank = _rank(key)
+        if len(ranked) >= MAX_FINDINGS:
+            if rank > ranked[-1][0]:
+                self._others[group] += count
+                return False
+            _, highest = ranked.pop()
+            self._others[group] += self._findings.pop(highest)[0]
+        bisect.insort(ranked, (rank, key))
+        return True
 
     def update(self, other: Drift) -> Drift:
         """Add ``other``'s records, read after this one's: counts add up, first and example stay the earliest."""
         self.records += other.records
         self.records_with_drift += other.records_with_drift
         self.events.update(other.events)
+        self._others.update(other._others)
         for key, (count, first, example) in other._findings.items():
             entry = self._findings.get(key)
-            if entry is None:
-                self._findings[key] = [count, first, example]
-            else:
+            if entry is not None:
                 entry[0] += count
+            elif self._room(key, count):
+                self._findings[key] = [count, first, example]
         return self
 
     def __len__(self) -> int:
-        """The number of findings."""
-        return len(self._findings)
+        """The number of findings (an :data:`OTHERS` finding counts as one)."""
+        return len(self._findings) + len(self._others)
 
     def findings(self) -> list[dict[str, Any]]:
         """Every finding as a dict, by count (most first), then path."""
         rows = [
             {"event": e, "kind": k, "path": p, "expected": x, "seen": s, "count": c, "first": f, "example": ex}
             for (e, k, p, x, s), (c, f, ex) in self._findings.items()
+        ]
+        rows += [
+            {"event": e, "kind": k, "path": OTHERS, "expected": None, "seen": None, "count": c, "first": None}
+            | {"example": None}
+            for (e, k), c in self._others.items()
         ]
         rows.sort(
             key=lambda r: (-r["count"], r["path"], r["event"] or "", r["kind"], r["expected"] or "", r["seen"] or "")
@@ -156,24 +197,30 @@ class Drift:
         drift.records_with_drift = report["records_with_drift"]
         drift.events.update(report["events"])
         for row in report["findings"]:
+            if row["path"] == OTHERS:
+                drift._others[row["event"], row["kind"]] += row["count"]
+                continue
             key = (row["event"], row["kind"], row["path"], row["expected"], row["seen"])
-            drift._findings[key] = [row["count"], row["first"], row["example"]]
+            if drift._room(key, row["count"]):
+                drift._findings[key] = [row["count"], row["first"], row["example"]]
         return drift
 
     def __str__(self) -> str:
         """The report as a table, one finding a line."""
         head = f"{self.records:,} records, {self.records_with_drift:,} with drift"
-        if not self._findings:
+        if not len(self):
             return f"{head}: every payload is what the schemas describe"
         rows = [("count", "event", "drift", "path", "detail", "first", "example")]
         for finding in self.findings():
-            detail = _DETAIL.get(finding["kind"], "")
+            detail = (
+                _DETAIL.get(finding["kind"], "") if finding["path"] != OTHERS else f"past the first {MAX_FINDINGS:,}"
+            )
             detail += f"expected {finding['expected']}" if finding["expected"] else ""
             detail += f", seen {finding['seen']}" if finding["seen"] else ""
             example = finding["example"] or ""
             example = example if len(example) <= 40 else example[:37] + "..."
             count, event = f"{finding['count']:,}", finding["event"] or "-"
-            rows.append((count, event, finding["kind"], finding["path"], detail, finding["first"], example))
+            rows.append((count, event, finding["kind"], finding["path"], detail, finding["first"] or "", example))
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         lines = [f"{head} (counted per record read: retries and copies count again)"]
         for row in rows:
@@ -272,6 +319,9 @@ def _check(event: str | None, payload: Any, strict: _registry.Validators | None,
 _KNOWN_SHAPES: dict[tuple[str | None, Any], list[tuple[str, tuple[str | int, ...]]]] = {}
 #: Shapes remembered per process at most (the cache is emptied when full).
 SHAPES = 4096
+#: Keys, containers and unknown fields the remembered shapes may hold in all: a shape larger is not remembered.
+SHAPE_ITEMS = 1 << 19
+_cached_items = 0
 _CONTAINERS = (dict, list)
 
 
@@ -293,10 +343,32 @@ def _unknown_fields(
         for path, keyword, detail, _ in _errors(strict, payload):
             if keyword in _UNKNOWN:
                 found += [(_path((*path, name)), (*path, name)) for name in detail]
-        if len(_KNOWN_SHAPES) >= SHAPES:
-            _KNOWN_SHAPES.clear()
-        _KNOWN_SHAPES[key] = found
+        _remember(key, found)
     return found
+
+
+def _remember(key: tuple[str | None, Any], found: list[tuple[str, tuple[str | int, ...]]]) -> None:
+    """Keep ``found`` for payloads of shape ``key``, within :data:`SHAPES` and :data:`SHAPE_ITEMS`."""
+    global _cached_items
+    items = len(found) + _size(key[1])
+    if items > SHAPE_ITEMS // 16:  # a payload of this size is explained once, not remembered
+        return
+    if len(_KNOWN_SHAPES) >= SHAPES or _cached_items + items > SHAPE_ITEMS:
+        _KNOWN_SHAPES.clear()
+        _cached_items = 0
+    _KNOWN_SHAPES[key] = found
+    _cached_items += items
+
+
+def _size(shape: Any) -> int:
+    """How many keys and containers a shape (see :func:`_shape`) holds."""
+    size, todo = 0, [shape]
+    while todo:
+        item = todo.pop()
+        size += 1
+        if isinstance(item, tuple):
+            todo += item
+    return size
 
 
 def _shape(value: dict[str, Any] | list[Any]) -> tuple[Any, ...]:
@@ -345,6 +417,11 @@ def _explained_errors(validators: _registry.Validators, payload: Any) -> Iterato
         elif error.validator == "type":
             detail = [detail] if isinstance(detail, str) else list(detail)
         yield tuple(error.absolute_path), str(error.validator), detail, error.instance
+
+
+def _rank(key: _Key) -> _Rank:
+    _, _, path, expected, seen = key
+    return path, expected is not None, expected or "", seen is not None, seen or ""
 
 
 def _path(parts: Iterable[str | int]) -> str:

@@ -1,9 +1,9 @@
 """Fold the history into one row per conversation, operator, department and visitor.
 
-Conversations and visitors are folded in SQL (DuckDB, spilling to disk for
-large archives); operators and departments by replaying their events in
-``event_time`` order (ties broken by ``event_key``), which is how membership
-works: an operator.* event carries the operator's full list of departments, a
+Every table is folded in SQL (DuckDB, spilling to disk for large archives).
+Operators and departments are their events replayed in ``event_time`` order
+(ties broken by ``event_key``), which is how membership works: an operator.*
+event carries the operator's full list of departments, a
 department.created/updated the department's full list of operators, and a
 ``*.deleted`` event ends every membership of what it deletes. The definitions
 are in the data dictionary (``docs/tables.md``).
@@ -11,20 +11,25 @@ are in the data dictionary (``docs/tables.md``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
-import pyarrow as pa
-
-from .tables import BY_EVENT, TABLES
+from .tables import BY_EVENT
 
 #: conversation.* events whose visitor is flattened into a history table.
 FLATTENED = frozenset(event for event in BY_EVENT if event.startswith("conversation."))
 
 
-def _latest(column: str) -> str:
-    """The value of the latest event that has one (ties broken by ``event_key``), as a streaming aggregate."""
-    return f"arg_max({column}, (event_time, event_key)) FILTER (WHERE {column} IS NOT NULL AND {column} <> '')"
+def _latest(column: str, where: str = "TRUE") -> str:
+    """The value of the latest event (meeting ``where``) that has one, as a streaming aggregate.
+
+    Events are ordered by ``event_time`` (nulls last), ties broken by ``event_key``.
+    """
+    return (
+        f"arg_max({column}, (event_time, event_key)) FILTER (WHERE {column} IS NOT NULL AND {column} <> '' AND {where})"
+    )
+
+
+def _first(column: str, where: str) -> str:
+    """The value of the first event (meeting ``where``) that has one, as a streaming aggregate."""
+    return f"arg_min({column}, (event_time, event_key)) FILTER (WHERE {column} IS NOT NULL AND {where})"
 
 
 def conversations_sql(events: str, conversation_events: str, messages: str, ratings: str, part: str = "TRUE") -> str:
@@ -160,119 +165,81 @@ def visitors_sql(
     """
 
 
-@dataclass
-class _Operator:
-    email: str | None = None
-    name: str | None = None
-    role: str | None = None
-    created_time: Any = None
-    deleted_time: Any = None
-    departments: set[str] = field(default_factory=set)
+def operators_sql(operator_events: str, department_events: str, part: str = "TRUE") -> str:
+    """One row per operator id of an operator.* event (unordered); ``part`` as for :func:`conversations_sql`."""
+    name = "coalesce(nullif(nick_name, ''), nullif(concat_ws(' ', nullif(first_name, ''), nullif(last_name, '')), ''))"
+    latest = {"email": "email_id", "name": name, "role": "role"}
+    return _admin_sql("operator", "department", latest, operator_events, department_events, part)
 
 
-@dataclass
-class _Department:
-    name: str | None = None
-    created_time: Any = None
-    deleted_time: Any = None
-    operators: set[str] = field(default_factory=set)
+def departments_sql(operator_events: str, department_events: str, part: str = "TRUE") -> str:
+    """One row per department id of a department.* event (unordered); ``part`` as for :func:`conversations_sql`."""
+    return _admin_sql("department", "operator", {"name": "name"}, operator_events, department_events, part)
 
 
-def replay_admin(operator_events: pa.Table, department_events: pa.Table) -> tuple[pa.Table, pa.Table]:
-    """The ``operators`` and ``departments`` tables, replayed from their events."""
-    operators: dict[str, _Operator] = {}
-    departments: dict[str, _Department] = {}
-    history = [("operator", row) for row in operator_events.to_pylist()]
-    history += [("department", row) for row in department_events.to_pylist()]
-    history.sort(key=lambda item: (item[1]["event_time"] is None, item[1]["event_time"] or 0, item[1]["event_key"]))
-    for kind, row in history:
-        if kind == "operator":
-            _operator_event(row, operators, departments)
-        else:
-            _department_event(row, operators, departments)
-    # Ids only named in another entity's list get no row of their own.
-    seen_operators = set(operator_events.column("operator_id").to_pylist())
-    seen_departments = set(department_events.column("department_id").to_pylist())
-    operator_rows = [
-        {
-            "operator_id": key,
-            "email": op.email,
-            "name": op.name,
-            "role": op.role,
-            "created_time": op.created_time,
-            "deleted_time": op.deleted_time,
-            "is_active": op.deleted_time is None,
-            "departments": sorted(op.departments),
-        }
-        for key, op in sorted(operators.items())
-        if key in seen_operators
-    ]
-    department_rows = [
-        {
-            "department_id": key,
-            "name": dept.name,
-            "created_time": dept.created_time,
-            "deleted_time": dept.deleted_time,
-            "is_active": dept.deleted_time is None,
-            "operators": sorted(dept.operators),
-        }
-        for key, dept in sorted(departments.items())
-        if key in seen_departments
-    ]
-    return (
-        pa.Table.from_pylist(operator_rows, schema=TABLES["operators"].schema),
-        pa.Table.from_pylist(department_rows, schema=TABLES["departments"].schema),
-    )
+def _admin_sql(
+    entity: str, other: str, latest: dict[str, str], operator_events: str, department_events: str, part: str
+) -> str:
+    """The folded rows of ``entity`` (operator or department): the ``latest`` columns, times, and its members.
+
+    ``latest`` maps each column to the expression whose latest value (of an
+    event that is not a deletion) it holds.
+    """
+    events, key = (operator_events if entity == "operator" else department_events), f"{entity}_id"
+    live, mine = f"event <> '{entity}.deleted'", part.format(id=key)
+    created = f"coalesce(created_time, CASE WHEN event = '{entity}.created' THEN event_time END)"
+    columns = "".join(f"{_latest(expression, live)} AS {column}, " for column, expression in latest.items())
+    return f"""{_members(operator_events, department_events, mine)},
+        e AS (
+            SELECT {key}, {columns}{_first(created, live)} AS created_time,
+                min(event_time) FILTER (WHERE NOT ({live})) AS deleted_time
+            FROM {events} WHERE {mine} GROUP BY {key}
+        ),
+        m AS (SELECT {key}, list({other}_id ORDER BY {other}_id) AS ids FROM members GROUP BY {key})
+        SELECT e.*, deleted_time IS NULL AS is_active, coalesce(m.ids, []) AS {other}s
+        FROM e LEFT JOIN m USING ({key})
+    """
 
 
-def _operator_event(row: dict[str, Any], operators: dict[str, _Operator], departments: dict[str, _Department]) -> None:
-    key = row["operator_id"]
-    op = operators.setdefault(key, _Operator())
-    if row["event"] == "operator.deleted":
-        op.deleted_time = op.deleted_time or row["event_time"]
-        _set_membership(key, set(), operators, departments)
-        return
-    op.email = row["email_id"] or op.email
-    op.role = row["role"] or op.role
-    name = row["nick_name"] or " ".join(part for part in (row["first_name"], row["last_name"]) if part)
-    op.name = name or op.name
-    if op.created_time is None:
-        op.created_time = row["created_time"] or (row["event_time"] if row["event"] == "operator.created" else None)
-    if row["departments"] is not None:
-        _set_membership(key, {d for d in row["departments"] if d}, operators, departments)
+def _members(operator_events: str, department_events: str, mine: str) -> str:
+    """A ``WITH`` clause ending in ``members``: the (operator_id, department_id) pairs at the end that meet ``mine``.
 
-
-def _department_event(
-    row: dict[str, Any], operators: dict[str, _Operator], departments: dict[str, _Department]
-) -> None:
-    key = row["department_id"]
-    dept = departments.setdefault(key, _Department())
-    if row["event"] == "department.deleted":
-        dept.deleted_time = dept.deleted_time or row["event_time"]
-        for op in operators.values():
-            op.departments.discard(key)
-        dept.operators = set()
-        return
-    dept.name = row["name"] or dept.name
-    if dept.created_time is None:
-        dept.created_time = row["created_time"] or (row["event_time"] if row["event"] == "department.created" else None)
-    if row["operators"] is not None:
-        listed = {o for o in row["operators"] if o}
-        for gone in dept.operators - listed:
-            if gone in operators:
-                operators[gone].departments.discard(key)
-        for member in listed:
-            operators.setdefault(member, _Operator()).departments.add(key)
-        dept.operators = listed
-
-
-def _set_membership(
-    key: str, listed: set[str], operators: dict[str, _Operator], departments: dict[str, _Department]
-) -> None:
-    op = operators[key]
-    for gone in op.departments - listed:
-        if gone in departments:
-            departments[gone].operators.discard(key)
-    for member in listed:
-        departments.setdefault(member, _Department()).operators.add(key)
-    op.departments = listed
+    Events count in the replay order, ``event_time`` (nulls last) then
+    ``event_key``. An event that lists memberships, or ends them all by a
+    deletion, speaks for every pair of its operator (or department) with any
+    department (or operator); a pair is a member at the end if the latest event
+    that speaks for it lists it. That is the replay of the events one after the
+    other, computed by joins and aggregates that DuckDB spills to disk, so a
+    department listing millions of operators takes no more memory than a few.
+    Ids named only in another entity's list are in ``members`` but get no row
+    of their own.
+    """
+    order = "(event_time, event_key)"
+    live_operator, live_department = "event <> 'operator.deleted'", "event <> 'department.deleted'"
+    return f"""
+        WITH speaking AS (
+            SELECT 'operator' AS side, operator_id AS id, {order} AS place,
+                CASE WHEN {live_operator} THEN departments ELSE [] END AS listed
+            FROM {operator_events} WHERE departments IS NOT NULL OR NOT ({live_operator})
+            UNION ALL
+            SELECT 'department', department_id, {order}, CASE WHEN {live_department} THEN operators ELSE [] END
+            FROM {department_events} WHERE operators IS NOT NULL OR NOT ({live_department})
+        ),
+        latest AS (SELECT side, id, max(place) AS place FROM speaking GROUP BY side, id),
+        listed AS (
+            SELECT operator_id, department_id, max(place) AS place FROM (
+                SELECT side, id AS operator_id, unnest(listed) AS department_id, place
+                FROM speaking WHERE side = 'operator'
+                UNION ALL
+                SELECT side, unnest(listed), id, place FROM speaking WHERE side = 'department'
+            )
+            WHERE CASE side WHEN 'operator' THEN department_id ELSE operator_id END <> '' AND {mine}
+            GROUP BY operator_id, department_id
+        ),
+        members AS (
+            SELECT listed.operator_id, listed.department_id
+            FROM listed
+                LEFT JOIN latest AS o ON o.side = 'operator' AND o.id = listed.operator_id
+                LEFT JOIN latest AS d ON d.side = 'department' AND d.id = listed.department_id
+            WHERE coalesce(listed.place >= o.place, TRUE) AND coalesce(listed.place >= d.place, TRUE)
+        )"""

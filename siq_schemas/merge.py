@@ -25,6 +25,8 @@ from .tables import HISTORY, TABLES
 
 #: Rows per batch moved from DuckDB to the Parquet writer.
 BATCH_ROWS = 16_384
+#: Bytes per row group of a pass DuckDB writes (at most :data:`BATCH_ROWS` rows).
+ROW_GROUP_BYTES = "16MB"
 #: DuckDB's memory budget for merging and folding; beyond it, it spills to disk.
 MEMORY_LIMIT = "512MB"
 
@@ -91,11 +93,11 @@ def build(temp: Path, previous: Path | None, threads: int, buckets: int, ranges:
         views = ("t_events", "t_visitor_events", "t_conversation_events", "t_messages", "t_ratings")
         visitors = partial(fold.visitors_sql, *views)
         _merge_table(con, visitors, "visitors", buckets, temp, counts, "visitor_id")
+        admin = ("t_operator_events", "t_department_events")
+        _merge_table(con, partial(fold.operators_sql, *admin), "operators", buckets, temp, counts, "operator_id")
+        _merge_table(con, partial(fold.departments_sql, *admin), "departments", buckets, temp, counts, "department_id")
     finally:
         con.close()
-    folded = fold.replay_admin(pq.read_table(temp / "operator_events"), pq.read_table(temp / "department_events"))
-    for name, table in zip(("operators", "departments"), folded, strict=True):
-        counts[name] = write.write_table(iter(table.to_batches()), table.schema, temp / name)
     return {name: counts[name] for name in TABLES}
 
 
@@ -137,17 +139,19 @@ def _time_ranges(con: duckdb.DuckDBPyConnection, ranges: int) -> str:
 def _copy(con: duckdb.DuckDBPyConnection, sql: str, folder: Path, part: int, split: str | None = None) -> None:
     """Write one pass of a table to ``folder/bNN.parquet`` (small row groups: wide rows stay cheap to read).
 
+    A row group ends at :data:`BATCH_ROWS` rows or :data:`ROW_GROUP_BYTES` bytes: DuckDB holds one per
+    thread, and a few rows of megabytes each would otherwise outgrow its memory limit.
+
     With ``split`` (see :func:`_time_ranges`), the rows go to ``folder/_range=R/bNN_*.parquet`` by range instead.
     """
     folder.mkdir(parents=True, exist_ok=True)
+    groups = f"ROW_GROUP_SIZE {BATCH_ROWS}, ROW_GROUP_SIZE_BYTES '{ROW_GROUP_BYTES}'"
     if split is None:
-        target = _sql_path(folder / f"b{part:02d}.parquet")
-        con.execute(f"COPY ({sql}) TO '{target}' (ROW_GROUP_SIZE {BATCH_ROWS})")
+        con.execute(f"COPY ({sql}) TO '{_sql_path(folder / f'b{part:02d}.parquet')}' ({groups})")
         return
     con.execute(
         f"COPY (SELECT *, {split} AS _range FROM ({sql})) TO '{_sql_path(folder)}' (FORMAT parquet,"
-        f" PARTITION_BY (_range), OVERWRITE_OR_IGNORE, FILENAME_PATTERN 'b{part:02d}_{{i}}',"
-        f" ROW_GROUP_SIZE {BATCH_ROWS})"
+        f" PARTITION_BY (_range), OVERWRITE_OR_IGNORE, FILENAME_PATTERN 'b{part:02d}_{{i}}', {groups})"
     )
 
 

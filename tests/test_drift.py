@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from siq_schemas.cli import main
 from siq_schemas.drift import Drift
 from siq_schemas.parse import loads
 from siq_schemas.read import expand, read_records
+from tests.conftest import write_lines
 
 ROOT = Path(__file__).parent.parent
 ARCHIVE = ROOT / "tests" / "drift"
@@ -252,3 +255,40 @@ def test_readme_reaches_a_new_field_through_events_entity(archive, tmp_path, mon
     exec(snippet, {})
     shown = [line.removeprefix("# ") for line in snippet.splitlines() if line.startswith("# ")]
     assert capsys.readouterr().out.splitlines() == shown
+
+
+def _many_fields(rng: random.Random, records: int, start: int) -> list[dict]:
+    """``records`` department.updated payloads of 300 unknown fields each, drawn from 3,000 names."""
+    return [
+        {"entity_type": "department", "org_id": "55778119", "event": "department.updated", "entity_id": "d1"}
+        | {"attempt": 1, "version": "1", "event_time": str(1_772_000_000_000 + start + n)}
+        | {"entity": {"id": "d1"} | {f"f{rng.randrange(3000):04d}": n for _ in range(300)}}
+        for n in range(records)
+    ]
+
+
+def test_capped_findings_merge_to_the_report_of_one_pass_with_exact_counts(tmp_path):
+    """Past MAX_FINDINGS per event and kind, parts merged (and a grown output) give one pass's report, counts exact."""
+    rng = random.Random(12)
+    files = {tmp_path / "in" / f"{name}.jsonl": _many_fields(rng, 6, 10 * n) for n, name in enumerate("abc")}
+    (tmp_path / "in").mkdir()
+    one, parts, truth = Drift(), {}, Counter()
+    for path, payloads in files.items():
+        write_lines(path, payloads)
+        part = parts[str(path)] = Drift()
+        for line, payload in enumerate(payloads, 1):
+            one.add(payload, str(path), line)
+            part.add(payload, str(path), line)
+            truth.update(f"$.entity.{name}" for name in payload["entity"] if name != "id")
+    whole = one.to_dict()
+    assert drift.merged(parts).to_dict() == whole
+    assert drift.merged({name: Drift.from_dict(part.to_dict()) for name, part in parts.items()}).to_dict() == whole
+    itemised = {f["path"]: f["count"] for f in whole["findings"] if f["path"] != drift.OTHERS}
+    (others,) = [f for f in whole["findings"] if f["path"] == drift.OTHERS]
+    assert sorted(itemised) == sorted(truth)[: drift.MAX_FINDINGS]
+    assert itemised == {path: truth[path] for path in itemised}
+    assert others["count"] == sum(truth.values()) - sum(itemised.values()) > 0
+    siq_schemas.convert(next(iter(files)), tmp_path / "out")
+    siq_schemas.convert(list(files), tmp_path / "out")
+    written = json.loads((tmp_path / "out" / drift.REPORT).read_text())
+    assert {key: value for key, value in written.items() if key != "inputs"} == whole

@@ -248,7 +248,7 @@ def test_an_interrupt_any_library_turns_into_its_own_error_is_an_interrupt(previ
         except KeyboardInterrupt:
             raise pa.ArrowInvalid("The zoneinfo module or pytz package must be installed.") from None
 
-    monkeypatch.setattr(merge.fold, "replay_admin", interrupted)
+    monkeypatch.setattr(merge.fold, "operators_sql", interrupted)
     assert main(["convert", str(archive), "--out", str(out)]) == 130
     assert capsys.readouterr().err.strip() == "siq: interrupted"
     assert snapshot(out) == before and not leftovers(out)
