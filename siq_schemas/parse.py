@@ -20,6 +20,9 @@ from .exceptions import Unreadable
 
 #: How deeply arrays and objects may nest (SalesIQ payloads nest about six levels).
 MAX_DEPTH = 64
+#: The largest ``max_depth`` the package can take: parsing, the drift check and writing walk a
+#: payload recursively, within Python's 1,000 frames (the drift check takes two a level).
+DEPTH_CEILING = 256
 
 _decode = msgspec.json.Decoder().decode
 #: Encodes canonical JSON: keys sorted at every level, no spaces, integers exact.
