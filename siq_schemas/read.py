@@ -37,7 +37,7 @@ import zstandard
 from . import storage
 from ._text import path_text
 from .exceptions import Unreadable
-from .parse import DEPTH_CEILING, MAX_DEPTH, encode, loads
+from .parse import DEPTH_CEILING, MAX_DEPTH, check_depth, encode, loads
 
 LINE_SUFFIXES = (".jsonl", ".ndjson")
 JSON_SUFFIXES = (".json",)
@@ -445,7 +445,9 @@ def _line_record(line: bytes, source: str, number: int, max_depth: int) -> Recor
         return Record(source, number, line, "blank")
     line = line.rstrip(b"\r\n")
     try:
-        value = loads(line, source, number, max_depth)
+        value = loads(line, source, number, max_depth, checked=False)
+        if not _is_delivery(value):  # a delivery's body is checked when it is parsed; its headers are not used
+            check_depth(line, value, max_depth, source, number)
     except Unreadable as error:
         return Record(source, number, line, "unreadable", error=error)
     return _object_record(value, line, source, number)
