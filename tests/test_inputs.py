@@ -54,6 +54,8 @@ def test_a_file_name_that_is_not_utf8_is_read_under_an_escaped_name(tmp_path):
     assert (first.files, first.events_written, first.rejected) == (2, 2, 1)
     (reject,) = siq_schemas.read_table(tmp_path / "out", "rejects").to_dict("records")
     assert (reject["source"], reject["line"]) == (shown, 2)
+    sources = siq_schemas.read_table(tmp_path / "out", "events")["source"]
+    assert sorted(sources) == [f"{shown}:1", f"{archive / 'ok.jsonl'}:1"]
     manifest = json.loads((tmp_path / "out" / "_manifest.json").read_text())
     assert [entry["path"] for entry in manifest["inputs"]] == [shown, str(archive / "ok.jsonl")]
     again = siq_schemas.convert(archive, tmp_path / "out")
