@@ -125,7 +125,7 @@ def _records(task: Task, result: FileResult) -> Iterator[Record]:
         yield from read_records(task.path, task.limits)
     except Unreadable as error:  # raised only when the file cannot be opened
         result.unopened = True
-        yield Record(task.path, 0, b"", "unreadable", error=error)
+        yield Record(error.source, 0, b"", "unreadable", error=error)
 
 
 def _accept(

@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from . import EVENTS, __version__, schema, storage
+from ._text import printable
 from .drift import Drift, merged
 from .exceptions import (
     PayloadInvalid,
@@ -28,6 +29,7 @@ from .exceptions import (
     Unreadable,
 )
 from .keys import load_keys
+from .parse import DEPTH_CEILING
 from .read import LIMITS, SUFFIXES, Record, expand, read_records
 from .sample import MIN_EVENTS, write_sample
 from .validate import validate
@@ -40,7 +42,7 @@ class Failure(click.ClickException):
     exit_code = 2
 
     def show(self, file: Any = None) -> None:
-        click.echo(self.message, err=True)
+        click.echo(printable(self.message), err=True)
 
 
 def _keys_option(more: str, required: bool = False) -> Any:
@@ -89,7 +91,8 @@ def validate_command(files: tuple[str, ...], strict: bool, as_json: bool) -> int
             click.echo(json.dumps(problem, ensure_ascii=False))
         else:
             where = f"{problem['source']}:{problem['line']}"
-            click.echo(f"{where} {problem['event'] or '-'} {problem['json_path']} {problem['message']}")
+            fields = (where, problem["event"] or "-", problem["json_path"], problem["message"])
+            click.echo(" ".join(printable(field) for field in fields))  # a field never starts a line of its own
     if as_json:
         click.echo(json.dumps(counts))
     else:
@@ -128,8 +131,8 @@ def verify_command(key_files: tuple[str, ...], files: tuple[str, ...]) -> int:
                 reason = {"signature-invalid": "invalid", "signature-missing": "missing"}.get(error.code, error.code)
                 counts[reason] += 1
                 detail = error.message if isinstance(error, Unreadable) else str(error)
-                click.echo(f"{record.source}:{record.line} {error.code} {detail}")
-        click.echo(_verify_counts(str(path), counts, by_key), err=True)
+                click.echo(f"{printable(record.source)}:{record.line} {error.code} {printable(detail)}")
+        click.echo(_verify_counts(printable(str(path)), counts, by_key), err=True)
         total.update(counts)
         total_by_key.update(by_key)
     if len(paths) > 1:
@@ -145,9 +148,9 @@ def _verify_counts(name: str, counts: Counter[str], by_key: Counter[str]) -> str
     )
 
 
-def _limit(name: str, default: int, text: str) -> Any:
-    """A limit option of `siq convert`: a positive integer, its default shown in the help."""
-    return click.option(name, type=click.IntRange(min=1), default=default, show_default=True, help=text)
+def _limit(name: str, default: int, text: str, most: int | None = None) -> Any:
+    """A limit option of `siq convert`: a positive integer (at most ``most``), its default shown in the help."""
+    return click.option(name, type=click.IntRange(min=1, max=most), default=default, show_default=True, help=text)
 
 
 @cli.command("convert")
@@ -177,7 +180,7 @@ def _limit(name: str, default: int, text: str) -> Any:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @_limit("--max-record-bytes", LIMITS.max_record_bytes, "A longer line or .json file is an unreadable reject.")
-@_limit("--max-depth", LIMITS.max_depth, "JSON nested deeper is an unreadable reject.")
+@_limit("--max-depth", LIMITS.max_depth, "JSON nested deeper is an unreadable reject.", DEPTH_CEILING)
 @_limit("--max-ratio", LIMITS.max_ratio, "A compressed file expanding more (past 64 MiB) is rejected from there.")
 def convert_command(
     sources: tuple[str, ...],
@@ -435,10 +438,10 @@ def main(arguments: list[str] | None = None) -> int:
         click.echo("siq: interrupted", err=True)
         return 130
     except SiqSchemasError as error:
-        click.echo(f"siq: {error}", err=True)
+        click.echo(printable(f"siq: {error}"), err=True)
         return 2
     except OSError as error:
-        click.echo(f"siq: {error.filename or ''}: {error.strerror or error}", err=True)
+        click.echo(printable(f"siq: {error.filename or ''}: {error.strerror or error}"), err=True)
         return 2
     return result if isinstance(result, int) else 0
 

@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _registry
+from ._text import printable
 from .validate import ZOBOT, _fast_is_valid, zobot_request
 
 #: The report ``siq convert`` writes in its output folder.
@@ -210,7 +211,7 @@ class Drift:
         head = f"{self.records:,} records, {self.records_with_drift:,} with drift"
         if not len(self):
             return f"{head}: every payload is what the schemas describe"
-        rows = [("count", "event", "drift", "path", "detail", "first", "example")]
+        rows: list[tuple[str, ...]] = [("count", "event", "drift", "path", "detail", "first", "example")]
         for finding in self.findings():
             detail = (
                 _DETAIL.get(finding["kind"], "") if finding["path"] != OTHERS else f"past the first {MAX_FINDINGS:,}"
@@ -220,7 +221,8 @@ class Drift:
             example = finding["example"] or ""
             example = example if len(example) <= 40 else example[:37] + "..."
             count, event = f"{finding['count']:,}", finding["event"] or "-"
-            rows.append((count, event, finding["kind"], finding["path"], detail, finding["first"] or "", example))
+            text = (event, finding["kind"], finding["path"], detail, finding["first"] or "", example)
+            rows.append((count, *map(printable, text)))  # payload text and file names: escaped, one line each
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         lines = [f"{head} (counted per record read: retries and copies count again)"]
         for row in rows:

@@ -12,7 +12,7 @@ become JSON text. A value that does not fit its kind is written as null; the
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -97,8 +97,14 @@ CONVERT: dict[str, Callable[[Any], Any]] = {
 }
 
 
+_EPOCH, _MS = datetime(1970, 1, 1, tzinfo=UTC), timedelta(milliseconds=1)
+
+
 def received_at_ms(value: str | None) -> int | None:
-    """Epoch milliseconds of an ISO-8601 ``received_at`` (naive means UTC), or None when absent or unreadable."""
+    """Epoch milliseconds of an ISO-8601 ``received_at`` (naive means UTC), exact.
+
+    None when absent, unreadable, or outside the years 1 to 9999 once in UTC (:data:`TIMES`, as the time columns).
+    """
     if not value:
         return None
     try:
@@ -107,7 +113,7 @@ def received_at_ms(value: str | None) -> int | None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
+    return _time((moment - _EPOCH) // _MS)
 
 
 def sender_role(payload: dict[str, Any]) -> str:

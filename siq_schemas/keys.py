@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 
+from . import storage
 from .exceptions import KeyInvalid
 
 __all__ = ["KeySource", "Keyring", "PublicKey", "as_keyring", "load_keys"]
@@ -34,6 +35,8 @@ __all__ = ["KeySource", "Keyring", "PublicKey", "as_keyring", "load_keys"]
 _PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.DOTALL)
 _BASE64_TEXT = re.compile(r"[A-Za-z0-9+/=\s]+")
 _PRIVATE = "this is a PRIVATE key; give the public key"
+#: The most a key file is read: a PEM public key is under 1 KB, a file of several keys a few KB.
+KEY_FILE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True, eq=False)
@@ -179,14 +182,18 @@ def _looks_like_key_text(text: str) -> bool:
 
 
 def _load_file(path: Path) -> list[PublicKey]:
+    """The keys of a key file: a regular file (a FIFO or ``/dev/zero`` is refused) of at most :data:`KEY_FILE_BYTES`."""
     try:
-        data = path.read_bytes()
+        with storage.open_file(path) as handle:
+            data = handle.read(KEY_FILE_BYTES + 1)
     except FileNotFoundError:
         raise KeyInvalid(f"{path}: key file not found") from None
     except IsADirectoryError:
         raise KeyInvalid(f"{path}: is a directory, not a key file") from None
     except OSError as error:
         raise KeyInvalid(f"{path}: cannot read key file ({error.strerror or error})") from None
+    if len(data) > KEY_FILE_BYTES:
+        raise KeyInvalid(f"{path}: over {KEY_FILE_BYTES >> 20} MiB, not a key file")
     return _load_data(data, str(path))
 
 

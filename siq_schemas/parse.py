@@ -20,6 +20,9 @@ from .exceptions import Unreadable
 
 #: How deeply arrays and objects may nest (SalesIQ payloads nest about six levels).
 MAX_DEPTH = 64
+#: The largest ``max_depth`` the package can take: parsing, the drift check and writing walk a
+#: payload recursively, within Python's 1,000 frames (the drift check takes two a level).
+DEPTH_CEILING = 256
 
 _decode = msgspec.json.Decoder().decode
 #: Encodes canonical JSON: keys sorted at every level, no spaces, integers exact.
@@ -32,11 +35,15 @@ _HIGH, _LOW = rb"\\u[dD][89abAB][0-9a-fA-F]{2}", rb"\\u[dD][c-fC-F][0-9a-fA-F]{2
 _LONE_SURROGATE = re.compile(rb"%s(?!%s)|(?<!%s)%s" % (_HIGH, _LOW, _HIGH, _LOW))
 
 
-def loads(data: bytes | str, source: str = "", line: int = 0, max_depth: int | None = MAX_DEPTH) -> Any:
+def loads(
+    data: bytes | str, source: str = "", line: int = 0, max_depth: int | None = MAX_DEPTH, *, checked: bool = True
+) -> Any:
     """Parse one JSON document; raise :class:`Unreadable` naming ``source:line`` if it is not JSON.
 
     JSON nested deeper than ``max_depth`` arrays and objects is unreadable too
-    (``None``: not checked, see :func:`check_depth`).
+    (``None`` or ``checked=False``: not checked, see :func:`check_depth`, but for
+    what the parser itself cannot take, about 1,000 levels, whose message
+    names ``max_depth``).
     """
     try:
         value = _decode(data)
@@ -46,7 +53,7 @@ def loads(data: bytes | str, source: str = "", line: int = 0, max_depth: int | N
         raise Unreadable(_too_deep(max_depth or MAX_DEPTH), source, line) from None
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as error:
         raise Unreadable(_why(data, error), source, line) from None
-    if max_depth is not None:
+    if max_depth is not None and checked:
         check_depth(data, value, max_depth, source, line)
     return value
 

@@ -36,8 +36,9 @@ from typing import IO, Any, Literal
 import zstandard
 
 from . import executions, storage
+from ._text import path_text
 from .exceptions import Unreadable
-from .parse import MAX_DEPTH, check_depth, encode, loads
+from .parse import DEPTH_CEILING, MAX_DEPTH, check_depth, encode, loads
 
 LINE_SUFFIXES = (".jsonl", ".ndjson")
 JSON_SUFFIXES = (".json",)
@@ -59,13 +60,18 @@ class Limits:
     document; ``max_depth`` bounds how deeply JSON arrays and objects nest; a
     compressed file whose output grows past ``max_ratio`` times the input read
     so far, once beyond ``ratio_floor`` bytes, is a decompression bomb (gzip
-    and zstd archives of JSON expand 5 to 50 times).
+    and zstd archives of JSON expand 5 to 50 times). ``max_depth`` is at most
+    :data:`~siq_schemas.parse.DEPTH_CEILING` (``ValueError`` beyond it).
     """
 
     max_record_bytes: int = 8 << 20
     max_depth: int = MAX_DEPTH
     max_ratio: int = 1000
     ratio_floor: int = 64 << 20
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_depth <= DEPTH_CEILING:
+            raise ValueError(f"max_depth must be from 1 to {DEPTH_CEILING}, not {self.max_depth}")
 
 
 @dataclass(slots=True)
@@ -105,14 +111,19 @@ class Record:
 def expand(sources: Iterable[str | os.PathLike[str]]) -> list[Path | str]:
     """The files of an archive, in a stable order, each once: paths, and URLs for sources at URLs.
 
-    Directories are walked recursively for files with one of :data:`SUFFIXES`
-    (skipping names that start with ``_`` or ``.``); a folder in them that
+    Directories, and those a glob pattern matches, are walked recursively for
+    files with one of :data:`SUFFIXES` (see :func:`_walk`); a folder in them that
     cannot be listed is kept in the list, so that reading it says why rather
     than its files being skipped unseen. A source that does not exist is taken
-    as a glob pattern. Raises :class:`Unreadable` for a source that matches nothing.
+    as a glob pattern. A file reached twice (by a link, a hard link, or named
+    twice) is listed once: under the first name that reached it without a
+    link if there is one, else under the first name. Raises
+    :class:`Unreadable` for a source that matches nothing, a folder without
+    input files, and a named source that is neither a file nor a folder (a
+    FIFO, ``/dev/zero``: see :func:`siq_schemas.storage.special`).
     A source may be an fsspec URL (``s3://bucket/archive/``, see :mod:`siq_schemas.storage`).
     """
-    files: dict[Path | str, None] = {}
+    files: dict[object, Path | str] = {}
     for source in sources:
         path = storage.location(source)
         if isinstance(path, str):  # a URL: its files, as URLs
@@ -120,18 +131,62 @@ def expand(sources: Iterable[str | os.PathLike[str]]) -> list[Path | str]:
         elif path.is_dir():
             found = _walk(path)
         elif path.exists():
-            found = [path]
+            found = [_named(path)]
         elif glob.has_magic(str(source)):
-            found = sorted(Path(p) for p in glob.glob(str(source), recursive=True) if Path(p).is_file())
+            found = _globbed(str(source))
         else:
             found = []
         if not found:
-            raise Unreadable(
-                "no such file or directory" if not glob.has_magic(str(source)) else "no file matches",
-                str(source),
-            )
-        files.update(dict.fromkeys(found))
-    return list(files)
+            raise Unreadable(_nothing(source, path), str(source))
+        for file in found:
+            identity = _identity(file)
+            known = files.setdefault(identity, file)
+            if known is not file and _linked(known) and not _linked(file):
+                files[identity] = file
+    return list(files.values())
+
+
+#: The input files a folder may hold, for messages.
+TAKEN = ".jsonl, .ndjson or .json files, plain, .gz or .zst"
+
+
+def _nothing(source: str | os.PathLike[str], path: Path | str) -> str:
+    """Why ``source`` gave no input file."""
+    if isinstance(path, Path) and path.is_dir():
+        return f"the folder holds no input files ({TAKEN}; names starting with _ or . skipped)"
+    return "no file matches" if glob.has_magic(str(source)) else "no such file or directory"
+
+
+def _globbed(pattern: str) -> list[Path]:
+    """The files a glob pattern matches and the input files of the folders it matches (walked), sorted."""
+    found: list[Path] = []
+    for match in map(Path, glob.glob(pattern, recursive=True)):
+        found += _walk(match) if match.is_dir() else [match] if match.is_file() else []
+    return sorted(found)
+
+
+def _named(path: Path) -> Path:
+    """A source named as a file; :class:`Unreadable` when it is no file to read (a FIFO, a device)."""
+    kind = storage.special(path.stat().st_mode)
+    if kind is not None:
+        raise Unreadable(f"{kind}, not a regular file", str(path))
+    return path
+
+
+def _identity(file: Path | str) -> object:
+    """What tells one file from another: its device and inode (a URL: itself; a path that cannot be seen: itself)."""
+    if isinstance(file, str):
+        return file
+    try:
+        info = file.stat()
+    except OSError:
+        return storage.key(file)
+    return info.st_dev, info.st_ino
+
+
+def _linked(file: Path | str) -> bool:
+    """Whether a path reaches its file through a symbolic link."""
+    return isinstance(file, Path) and os.path.realpath(file) != os.path.abspath(file)
 
 
 #: Walking a source folder skips the names that start with these (see :func:`_walk`).
@@ -148,17 +203,44 @@ def _walk(root: Path) -> list[Path]:
 
     Like pyarrow datasets, a walk skips names that start with ``_`` or ``.``
     (``_manifest.json``, ``_expected.json``, ``.git/``); name such a file
-    explicitly to read it.
+    explicitly to read it. Links to folders are followed once the folders
+    themselves are walked, so a file keeps its own name where it has one; a
+    folder reached again (by a second link, or by a link to a folder above it:
+    a loop) is not walked again.
     """
     found: list[Path] = []
+    walked: set[tuple[int, int]] = set()
 
     def unlisted(error: OSError) -> None:
         found.append(Path(error.filename))
 
-    for folder, folders, names in os.walk(root, onerror=unlisted):
-        folders[:] = [name for name in folders if not name.startswith(SKIPPED)]
-        wanted = (Path(folder, name) for name in names if _wanted(PurePath(name)))
-        found.extend(path for path in wanted if path.is_file())
+    def first(folder: str) -> bool:
+        try:
+            info = os.stat(folder)
+        except OSError:
+            return True  # walking it says why it cannot be listed
+        identity = info.st_dev, info.st_ino
+        fresh = identity not in walked
+        walked.add(identity)
+        return fresh
+
+    tops = [str(root)]
+    for top in tops:  # the root, then each folder linked from a folder walked
+        if not first(top):
+            continue
+        for folder, folders, names in os.walk(top, onerror=unlisted):
+            kept = []
+            for name in sorted(folders):
+                path = os.path.join(folder, name)
+                if name.startswith(SKIPPED):
+                    continue
+                if os.path.islink(path):
+                    tops.append(path)
+                elif first(path):
+                    kept.append(name)
+            folders[:] = kept
+            wanted = (Path(folder, name) for name in names if _wanted(PurePath(name)))
+            found.extend(path for path in wanted if path.is_file())
     return sorted(found)
 
 
@@ -175,12 +257,13 @@ def read_records(path: str | os.PathLike[str], limits: Limits = LIMITS) -> Itera
     ``unreadable`` record naming the offset of the break. ``limits`` bounds
     what is read (see :class:`Limits`).
     """
-    source = str(path)
-    name = source.removesuffix(".gz").removesuffix(".zst")
-    if os.path.isdir(source):  # a folder that :func:`expand` could not list
-        raise Unreadable(_unlisted(source), source)
+    where = os.fspath(path)
+    source = path_text(where)  # the name records carry: UTF-8 text whatever bytes the file name holds
+    name = where.removesuffix(".gz").removesuffix(".zst")
+    if os.path.isdir(where):  # a folder that :func:`expand` could not list
+        raise Unreadable(_unlisted(where), source)
     try:
-        raw = storage.open_input(source)  # closed below, also when the consumer stops early
+        raw = storage.open_input(where)  # closed below, also when the consumer stops early
     except OSError as error:
         raise Unreadable(error.strerror or str(error), source) from None
     with raw:
@@ -297,11 +380,11 @@ def _lines_file(chunks: Iterator[bytes], source: str, limits: Limits) -> Iterato
             rest = lines.pop()
             for line in lines:
                 number += 1
-                if len(line) > limit:
+                if _over(line, limit):
                     yield _oversized(line, len(line), source, number, limit)
                 else:
                     yield _line_record(line, source, number, limits.max_depth)
-            if len(rest) > limit:
+            if _over(rest, limit):
                 over, rest = len(rest), rest[:RAW_PREFIX]
     except _Broken as error:
         yield _broken(source, number + 1, error, rest)
@@ -327,7 +410,7 @@ def _json_file(chunks: Iterator[bytes], source: str, limits: Limits) -> Iterator
     except _Broken as error:
         yield _broken(source, 1, error, b"".join(parts))
         return
-    data = b"".join(parts)
+    data = b"".join(parts).removeprefix(BOM)
     if not data.strip():
         return
     try:
@@ -363,12 +446,22 @@ def _oversized(start: bytes, size: int, source: str, number: int, limit: int) ->
     return Record(source, number, start[:RAW_PREFIX], "unreadable", error=Unreadable(message, source, number))
 
 
+def _over(line: bytes, limit: int) -> bool:
+    """Whether a line (or the start of one) is over ``limit`` bytes, the ``\\r`` of a CRLF line not counted."""
+    return len(line) - line.endswith(b"\r") > limit
+
+
+#: The UTF-8 byte order mark, which some tools write at the start of a file: not part of a record.
+BOM = b"\xef\xbb\xbf"
+
+
 def _line_record(line: bytes, source: str, number: int, max_depth: int) -> Record:
+    line = line.removeprefix(BOM)  # at the start of a file, or of a line where files were joined
     if not line.strip():
         return Record(source, number, line, "blank")
     line = line.rstrip(b"\r\n")
     try:
-        value = loads(line, source, number, None)
+        value = loads(line, source, number, max_depth, checked=False)
         if not _is_delivery(value):  # a delivery's body is checked when it is parsed; its headers are not used
             check_depth(line, value, max_depth, source, number)
     except Unreadable as error:

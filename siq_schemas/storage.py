@@ -27,17 +27,20 @@ itself can see the new files next to the old ones between steps 1 and 3.
 
 from __future__ import annotations
 
+import errno
 import glob
 import json
 import os
 import re
 import secrets
+import stat
 import tempfile
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any
 
+from ._text import path_text
 from .exceptions import SiqSchemasError
 
 if TYPE_CHECKING:
@@ -70,17 +73,51 @@ def location(source: str | os.PathLike[str]) -> Path | str:
 
 
 def key(source: Path | str) -> str:
-    """The name of an input in the manifest: its resolved path, or its URL."""
-    return source if isinstance(source, str) else str(source.resolve())
+    """The name of an input in the manifest: its resolved path (as UTF-8 text, see :func:`path_text`), or its URL."""
+    return source if isinstance(source, str) else path_text(source.resolve())
+
+
+_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device"}
+
+
+def special(mode: int) -> str | None:
+    """What a file of ``st_mode`` ``mode`` is when it is neither a regular file nor a folder, else None.
+
+    Such a file is never input: a FIFO blocks the reader, ``/dev/zero`` never ends.
+    """
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return _KINDS.get(stat.S_IFMT(mode), "a socket" if stat.S_ISSOCK(mode) else "a special file")
 
 
 def open_input(source: str | os.PathLike[str]) -> IO[bytes]:
-    """Open an input file (a path or a URL) for reading bytes."""
+    """Open an input file (a path or a URL) for reading bytes.
+
+    A local path that is not a regular file or a folder (see :func:`special`) raises
+    :class:`OSError`, without blocking on a FIFO that has no writer.
+    """
     where = location(source)
     if isinstance(where, Path):
-        return open(where, "rb")
+        return open_file(where)
     fs, path = filesystem(where)
     return fs.open(path, "rb")  # type: ignore[no-any-return]
+
+
+def open_file(path: str | os.PathLike[str]) -> IO[bytes]:
+    """Open a local file for reading bytes; raise :class:`OSError` for one that :func:`special` names."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)  # a FIFO's open never blocks
+    descriptor = os.open(path, flags)
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
+        kind = special(mode)
+        if kind is not None:
+            raise OSError(errno.EINVAL, f"{kind}, not a regular file", os.fspath(path))
+        return open(descriptor, "rb")  # reading a regular file never blocks, O_NONBLOCK or not
+    except BaseException:
+        os.close(descriptor)
+        raise
 
 
 def expand_url(url: str, wanted: Callable[[PurePosixPath], bool]) -> list[str]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +87,12 @@ def write_lines(path: Path, values: list[Any]) -> Path:
     """Write ``values`` as JSON Lines (strings are written as they are)."""
     path.write_text("".join((v if isinstance(v, str) else json.dumps(v)) + "\n" for v in values), encoding="utf-8")
     return path
+
+
+def siq(*arguments: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run `siq` in a real process; one that does not end within ``timeout`` seconds is killed (the test fails)."""
+    command = [sys.executable, "-m", "siq_schemas", *map(str, arguments)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, errors="backslashreplace")
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

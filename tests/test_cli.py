@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import siq_schemas
 from siq_schemas.cli import main
-from tests.conftest import DEPARTMENT_DELETED, RATED, delivery, write_lines
-
-
-def siq(*arguments: str) -> subprocess.CompletedProcess[str]:
-    """Run `siq` in a real process."""
-    return subprocess.run([sys.executable, "-m", "siq_schemas", *arguments], capture_output=True, text=True)
+from tests.conftest import DEPARTMENT_DELETED, RATED, delivery, siq, write_lines
 
 
 def test_schema_lists_every_event(capsys):

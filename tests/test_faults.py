@@ -51,6 +51,7 @@ def deny(monkeypatch: pytest.MonkeyPatch, *paths: Path) -> None:
         return call
 
     monkeypatch.setattr(builtins, "open", guarded(builtins.open))
+    monkeypatch.setattr(os, "open", guarded(os.open))
     monkeypatch.setattr(os, "scandir", guarded(os.scandir))
     monkeypatch.setattr(os, "listdir", guarded(os.listdir))
 

@@ -35,7 +35,7 @@ from siq_schemas.dedupe import event_key
 from siq_schemas.exceptions import PayloadInvalid, UnknownEvent, Unreadable
 from siq_schemas.parse import loads
 from siq_schemas.pipeline import REASONS
-from siq_schemas.read import RAW_PREFIX, Limits, read_records
+from siq_schemas.read import BOM, RAW_PREFIX, Limits, read_records
 from tests import fuzzing
 from tests.conftest import KEYS, sign, write_lines
 from tests.fuzzing import fuzz
@@ -197,9 +197,10 @@ LIMITS = st.builds(
 
 
 def expected_raw(line: bytes, limits: Limits) -> bytes:
-    """The raw of the record a line of a JSON Lines file becomes."""
-    if len(line) > limits.max_record_bytes:
+    """The raw of the record a line of a JSON Lines file becomes (the \\r of CRLF and a leading BOM not its own)."""
+    if len(line) - line.endswith(b"\r") > limits.max_record_bytes:
         return line[:RAW_PREFIX]
+    line = line.removeprefix(BOM)
     return line if not line.strip() else line.rstrip(b"\r")
 
 
