@@ -19,6 +19,10 @@ import pyarrow as pa
 
 from . import _registry
 
+#: The version of the output's tables and columns, recorded in ``_manifest.json`` ("format"): bump when tables or
+#: columns change. A run over an output of another format rebuilds it from the sources.
+FORMAT = 2
+
 #: The Arrow type of each kind of column.
 TYPES: dict[str, pa.DataType] = {
     "id": pa.string(),
