@@ -357,7 +357,7 @@ def _rebuild_sources(paths: list[Path | str], previous: dict[str, Any]) -> tuple
     keys = {storage.key(path) for path in paths}
     union, gone = list(paths), []
     for entry in previous.get("inputs", []):
-        if entry["path"] in keys:
+        if entry["path"] in keys or {entry["path"] + ".gz", entry["path"] + ".zst"} & keys:  # read, or its copy
             continue
         try:
             union += expand([entry["path"]])
