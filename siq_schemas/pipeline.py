@@ -205,13 +205,13 @@ def convert(
     with _interrupts() as interrupted:
         try:
             reason = "rebuild asked for" if rebuild and previous else _outdated(previous, settings, out_path)
-            known = {} if reason or previous is None else {entry["path"]: entry for entry in previous["inputs"]}
-            tasks, inputs, changed = _plan(paths, known, keyring, allow_unsigned, temp / "_stage", report, limits)
-            if changed is not None:
-                reason = f"{changed}: changed other than by growing"
-            if reason and previous is not None:
+            if not reason:
+                known = {entry["path"]: entry for entry in (previous or {}).get("inputs", [])}
+                tasks, inputs, changed = _plan(paths, known, keyring, allow_unsigned, temp / "_stage", report, limits)
+                reason = f"{changed}: changed other than by growing" if changed else ""
+            if reason:  # only an existing output is rebuilt
                 log.warning("siq convert: %s: rebuilding from the sources", reason)
-                paths, gone = _rebuild_sources(paths, previous)
+                paths, gone = _rebuild_sources(paths, previous or {})
                 report = Report(out=str(out_path), rebuilt=reason, gone=gone)
                 tasks, inputs, _ = _plan(paths, {}, keyring, allow_unsigned, temp / "_stage", report, limits)
             base = out_path if previous is not None and not reason else None  # the output merged with
@@ -390,9 +390,9 @@ def _plan(
     pems = tuple(key.pem() for key in keyring) if keyring else None
     tasks: list[Task] = []
     report.files = len(paths)
-    copied = _copied(paths, limits)
-    for index, path in enumerate(paths):
-        key = storage.key(path)  # one key however the path was spelled (relative, .., links)
+    keys = [storage.key(path) for path in paths]  # one key however a path was spelled (relative, .., links)
+    copied, present = _copied(paths, keys, limits), set(keys)
+    for index, (path, key) in enumerate(zip(paths, keys, strict=True)):
         old = known.get(key)
         if key in copied:  # its compressed copy holds all its complete lines: that copy is read instead
             report.files_unchanged += 1
@@ -416,7 +416,7 @@ def _plan(
             "lines": 0,
             "prefix_sha256": EMPTY_SHA256,
         }
-        base = old or known.get(_plain(key))  # a compressed copy of a known input goes on from where it was
+        base = old or _copy_of(key, known, copied, present)  # a compressed copy goes on from where its input was
         if digest is not None and base is not None and base["sha256"] is not None:
             prefix, more = prefix_digest(path, base["offset"], limits)
             if old is not None and (prefix != base["prefix_sha256"] or base.get("broken")):
@@ -438,12 +438,19 @@ def _plain(key: str) -> str:
     return key.removesuffix(".gz").removesuffix(".zst")
 
 
-def _copied(paths: list[Path | str], limits: Limits) -> set[str]:
+def _copy_of(key: str, known: dict[str, dict[str, Any]], copied: set[str], keys: set[str]) -> dict[str, Any] | None:
+    """The known input that file ``key`` may be the compressed copy of: one not read on its own in this run."""
+    plain = _plain(key)
+    if plain == key or plain not in known:
+        return None
+    return known[plain] if plain in copied or plain not in keys else None
+
+
+def _copied(paths: list[Path | str], keys: list[str], limits: Limits) -> set[str]:
     """The plain JSON Lines files of ``paths`` whose complete lines a compressed copy among ``paths`` holds."""
-    compressed = {_plain(key): path for path in paths if (key := storage.key(path)) != _plain(key)}
+    compressed = {_plain(key): path for path, key in zip(paths, keys, strict=True) if key != _plain(key)}
     copied = set()
-    for path in paths:
-        key = storage.key(path)
+    for path, key in zip(paths, keys, strict=True):
         if key.endswith(LINE_SUFFIXES) and key in compressed:
             try:
                 offset, digest = lines_digest(path, limits)
