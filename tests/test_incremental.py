@@ -331,3 +331,26 @@ def test_duplicates_are_counted_by_the_merge(tmp_path):
         handle.writelines(lines(2) + lines(1, 50))
     second = siq_schemas.convert(archive, out, keys=KEY_A)
     assert (first.events_written, first.duplicates, second.events_written, second.duplicates) == (3, 1, 1, 2)
+
+
+def test_an_object_store_archive_grows_and_rebuilds_like_a_folder(tmp_path):
+    """memory:// sources and output: a torn tail waits, a grown file resumes, another key rebuilds; as a fresh run."""
+    fsspec = pytest.importorskip("fsspec")
+    fs = fsspec.filesystem("memory")
+    source, out = f"memory://{tmp_path.name}/archive/a.jsonl", f"memory://{tmp_path.name}/out"
+    written = "".join(lines(4) + lines(3, 10, key="b"))
+    fs.pipe_file(source, written[: len(written) - 50].encode())
+    first = siq_schemas.convert(source, out, keys=KEY_A)
+    assert (first.records_read, first.pending) == (6, 1)
+    fs.pipe_file(source, written.encode())
+    grown = siq_schemas.convert(source, out, keys=KEY_A)
+    assert (grown.records_read, grown.rejected, grown.rebuilt) == (1, 1, "")
+    rebuilt = siq_schemas.convert(source, out, keys=[KEY_A, KEY_B])
+    assert rebuilt.rebuilt == "settings changed (keys)" and (rebuilt.records_read, rebuilt.rejected) == (7, 0)
+    local = tmp_path / "a.jsonl"
+    local.write_text(written)
+    expected = fresh(tmp_path, [local], keys=[KEY_A, KEY_B])
+    for name, table in expected.items():
+        files = [fs._strip_protocol(file) for file in siq_schemas.table_files(out, name)]
+        remote = pq.read_table(files, filesystem=fs, schema=TABLES[name].schema)
+        assert remote.drop_columns([c for c in ("source",) if c in remote.column_names]) == table, name
