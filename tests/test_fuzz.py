@@ -380,8 +380,7 @@ RUNS = st.tuples(
 
 @fuzz(6, RUNS)
 def test_any_sequence_of_runs_ends_as_one_fresh_conversion(case: tuple[list[Any], list[tuple[Any, ...]]]) -> None:
-    """Files growing, torn tails completed, days compressed, keys and limits changed, runs interrupted: a last
-    run gives the tables of one fresh conversion with its settings."""
+    """Any runs over growing, torn, compressed files with changing keys and limits end as one fresh conversion."""
     files, steps = case
     contents = [b"".join(line + b"\n" for line in written) for _, written in files]
     suffixes = [suffix for suffix, _ in files]
