@@ -28,7 +28,7 @@ from .drift import Drift
 from .exceptions import PayloadInvalid, SignatureMissing, SiqSchemasError, Unreadable
 from .flatten import CONVERT, Rows, received_at_ms
 from .keys import Keyring, load_keys
-from .read import LIMITS, Limits, Record, read_records
+from .read import LIMITS, Limits, Record, Tail, read_records
 from .tables import TABLES
 from .validate import validate
 from .verify import record_key
@@ -64,7 +64,7 @@ class Task:
 @dataclass
 class FileResult:
     input: str  # the file's key in the manifest's inputs
-    lines: int = 0
+    tail: Tail = field(default_factory=Tail)  # where its complete records end: the next run resumes there
     counts: Counter[str] = field(default_factory=Counter)
     drift: Drift = field(default_factory=Drift)
     resumed: bool = False  # only the lines after the previous run's were read
@@ -95,7 +95,6 @@ def stage_file(task: Task) -> FileResult:
     gc.disable()
     try:
         for record in _records(task, result):
-            result.lines = max(result.lines, record.line)
             if 0 < record.line <= task.skip_lines:  # line 0: the file could not be opened
                 continue
             if record.kind == "blank":
@@ -122,7 +121,7 @@ def stage_file(task: Task) -> FileResult:
 def _records(task: Task, result: FileResult) -> Iterator[Record]:
     """The records of a task's file, or one ``unreadable`` record when it cannot be opened (gone since planned)."""
     try:
-        yield from read_records(task.path, task.limits)
+        yield from read_records(task.path, task.limits, result.tail)
     except Unreadable as error:  # raised only when the file cannot be opened
         result.unopened = True
         yield Record(error.source, 0, b"", "unreadable", error=error)

@@ -9,6 +9,7 @@ disk, a worker process killed), 130 interrupted (Ctrl-C).
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -182,6 +183,7 @@ def _limit(name: str, default: int, text: str, most: int | None = None) -> Any:
 @_limit("--max-record-bytes", LIMITS.max_record_bytes, "A longer line or .json file is an unreadable reject.")
 @_limit("--max-depth", LIMITS.max_depth, "JSON nested deeper is an unreadable reject.", DEPTH_CEILING)
 @_limit("--max-ratio", LIMITS.max_ratio, "A compressed file expanding more (past 64 MiB) is rejected from there.")
+@click.option("--rebuild", is_flag=True, help="Rebuild the output from the sources, as when the settings change.")
 def convert_command(
     sources: tuple[str, ...],
     out: str,
@@ -195,13 +197,16 @@ def convert_command(
     max_record_bytes: int,
     max_depth: int,
     max_ratio: int,
+    rebuild: bool,
 ) -> int:
     """Convert an archive of deliveries (SOURCES) to Parquet tables in --out.
 
     SOURCES are files, directories or glob patterns, or URLs of them
     (s3://bucket/archive/). Verifies signatures with --keys, validates,
     deduplicates retries and writes one Parquet dataset per table plus
-    _manifest.json. Running again adds only what is new. With --engine dask
+    _manifest.json. Running again adds only what is new; when the keys, the
+    signature policy, a limit or the output format changed, or with --rebuild,
+    the output is rebuilt from the sources (saying so). With --engine dask
     the files are staged as tasks on a Dask cluster. Exits 0 when every record
     is accounted for (rejects included), 2 when the output cannot be written
     (the previous output is kept), 130 when interrupted.
@@ -214,6 +219,7 @@ def convert_command(
     if local_files:
         _paths(local_files)  # a key file among the sources is a usage error, never records
     keyring = load_keys(*key_files) if key_files else None
+    _say_warnings()
     report = convert(
         sources,
         out,
@@ -226,12 +232,23 @@ def convert_command(
         max_ratio=max_ratio,
         engine=engine,
         scheduler=scheduler,
+        rebuild=rebuild,
     )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     elif not quiet:
         click.echo(str(report))
     return 0
+
+
+def _say_warnings() -> None:
+    """Print the library's warnings (a rebuild, inputs gone) on stderr as they happen, one line each."""
+    logger = logging.getLogger("siq_schemas")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
 
 
 @cli.command("drift")

@@ -87,7 +87,8 @@ def events_sql(staged_events: str, keep: str, deliveries: str) -> str:
     """
 
 
-#: The second rule: drop from ``keep`` the recovered events a normally delivered event holds (see above).
+#: The second rule: drop from ``keep`` the recovered events a normally delivered event holds (see above), returning
+#: their keys: each is one more duplicate, whether it was read in this run or is already in the output.
 RECOVERED_SQL = """
     DELETE FROM keep WHERE event_key IN (
         WITH r AS (
@@ -97,5 +98,5 @@ RECOVERED_SQL = """
         SELECT r.event_key
         FROM r JOIN {events} AS n USING (event, entity_id, event_time)
         WHERE NOT n.recovered AND json_extract_string(n.entity, '$.message.msgid') IS NOT DISTINCT FROM r.msgid
-    )
+    ) RETURNING event_key
 """

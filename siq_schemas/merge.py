@@ -31,13 +31,16 @@ ROW_GROUP_BYTES = "16MB"
 MEMORY_LIMIT = "512MB"
 
 
-def build(temp: Path, previous: Path | None, threads: int, buckets: int, ranges: int = 1) -> dict[str, int]:
+def build(temp: Path, previous: Path | None, threads: int, buckets: int, ranges: int = 1) -> tuple[dict[str, int], int]:
     """Merge the staged rows with the previous output, dedupe, fold, and write every table into ``temp``.
 
     The staged rows are merged one bucket of event keys after the other
     (``buckets``, as the workers staged them), and the tables sorted by
     ``event_time`` one range of times after the other (``ranges``), so that
-    no join or sort grows with the archive. Returns the row count of each table.
+    no join or sort grows with the archive. Returns the row count of each
+    table, and the duplicates: the staged deliveries whose event is already in
+    ``previous`` or was delivered earlier in this run (counted from the staged
+    deliveries alone, so the caller can check them against the tables).
     """
     counts: dict[str, int] = {}
     stage, spill = temp / "_stage", temp / "_spill"
@@ -62,9 +65,11 @@ def build(temp: Path, previous: Path | None, threads: int, buckets: int, ranges:
     con.execute(f"SET temp_directory = '{_sql_path(spill)}'")
     try:
         _views(con, "s_", stage, "*", previous, staged)
+        duplicates = _duplicates(con, f'"s_{DELIVERIES.name}"', previous)
         con.execute(f"CREATE TABLE keep AS {dedupe.KEEP_SQL.format(events='s_events')}")
         if con.execute("SELECT count(*) FROM s_events WHERE recovered").fetchone() != (0,):
-            con.execute(dedupe.RECOVERED_SQL.format(events="s_events"))
+            # A recovered event its normal delivery holds is a duplicate, whichever run read which copy.
+            duplicates += len(con.execute(dedupe.RECOVERED_SQL.format(events="s_events")).fetchall())
         merged = ("events", *(table.name for table in HISTORY))
         split = _time_ranges(con, ranges) if ranges > 1 else None
         keyed = {name: schema for name, schema in staged.items() if name != "rejects"}
@@ -98,7 +103,17 @@ def build(temp: Path, previous: Path | None, threads: int, buckets: int, ranges:
         _merge_table(con, partial(fold.departments_sql, *admin), "departments", buckets, temp, counts, "department_id")
     finally:
         con.close()
-    return {name: counts[name] for name in TABLES}
+    return {name: counts[name] for name in TABLES}, duplicates
+
+
+def _duplicates(con: duckdb.DuckDBPyConnection, deliveries: str, previous: Path | None) -> int:
+    """The staged deliveries (one row per accepted record) of an event already in ``previous`` or seen before."""
+    new = f"SELECT DISTINCT event_key FROM {deliveries}"
+    if previous is not None and (previous / "events").is_dir():
+        known = f"SELECT event_key FROM read_parquet('{_sql_path(previous / 'events')}/*.parquet')"
+        new = f"SELECT DISTINCT event_key FROM {deliveries} ANTI JOIN ({known}) USING (event_key)"
+    row = con.execute(f"SELECT (SELECT count(*) FROM {deliveries}) - (SELECT count(*) FROM ({new}))").fetchone()
+    return int(row[0]) if row else 0
 
 
 def _merge_table(

@@ -9,13 +9,23 @@ folded in DuckDB (:mod:`siq_schemas.merge`), and the new output replaces the old
 
 Every input record ends as exactly one of: a new event, a duplicate, a
 reject. ``records_read = events_written + duplicates + rejected`` is checked
-at the end of every run.
+at the end of every run, from independent counts: records read and rejected
+as the workers counted them, events written as the tables hold them,
+duplicates as the merge found them, and the reject rows the run added.
+
+A run is incremental: the manifest knows each input by its last complete
+record (see :class:`~siq_schemas.read.Tail`), so a grown file is resumed
+after it, and the settings that decide the rows (keys, signature policy,
+limits, the output :data:`~siq_schemas.tables.FORMAT`). When those differ,
+or an input changed other than by growing, the run rebuilds the output from
+the sources: those of the run and the inputs the manifest knows that still exist.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -41,8 +51,8 @@ from . import drift, merge, storage, write
 from ._stage import FileResult, Task, stage_file
 from .exceptions import SiqSchemasError, Unreadable
 from .keys import Keyring, as_keyring
-from .read import LIMITS, Limits, expand
-from .tables import TABLES
+from .read import EMPTY_SHA256, LIMITS, LINE_SUFFIXES, Limits, expand, lines_digest, prefix_digest
+from .tables import FORMAT, TABLES
 
 #: Input (as JSON) merged per pass: above it, rows are bucketed by event key (see :func:`_buckets`).
 BUCKET_BYTES = 256 << 20
@@ -54,11 +64,13 @@ RANGES = 64
 PARALLEL_BYTES = 4 << 20
 #: The engines that can stage the files: this machine's processes, or a Dask cluster.
 ENGINES = ("local", "dask")
+#: Where a run says that it rebuilds the output, and which known inputs are gone (a warning each).
+log = logging.getLogger("siq_schemas")
 REASONS = ("unreadable", "signature-missing", "signature-invalid", "unknown-event", "schema-invalid")
 
 
 class AccountingError(SiqSchemasError, AssertionError):
-    """records_read != events_written + duplicates + rejected: a record went missing (a bug)."""
+    """records_read != events_written + duplicates + rejected, or rejected != reject rows added: rows went missing."""
 
     code = "accounting"
 
@@ -81,6 +93,9 @@ class Report:
     duplicates: int = 0
     rejected: int = 0
     blank_lines: int = 0
+    pending: int = 0  # unterminated last lines left for the next run (one per file at most)
+    rebuilt: str = ""  # why the output was rebuilt from the sources ("" when it was not)
+    gone: list[str] = field(default_factory=list)  # known inputs that no longer exist, left out of a rebuild
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
     tables: dict[str, int] = field(default_factory=dict)
     drift: int = 0  # findings in the output's _drift.json
@@ -96,13 +111,15 @@ class Report:
     def __str__(self) -> str:
         rate = self.records_read / self.seconds if self.seconds else 0.0
         reasons = ", ".join(f"{reason} {count:,}" for reason, count in self.rejected_by_reason.items() if count)
-        lines = [
+        lines = [f"{self.rebuilt}: rebuilt from the sources"] if self.rebuilt else []
+        lines += [
             f"{self.files:,} files ({self.files_unchanged:,} unchanged, skipped), {self.records_read:,} records "
             f"in {self.seconds:.1f} s ({rate:,.0f} records/s)",
             f"  events written  {self.events_written:>10,}",
             f"  duplicates      {self.duplicates:>10,}",
             f"  rejected        {self.rejected:>10,}" + (f"  ({reasons})" if reasons else ""),
             f"  blank lines     {self.blank_lines:>10,}",
+            *[f"  {self.pending:,} unterminated line{'s' * (self.pending != 1)} left for the next run"][: self.pending],
             f"  records_read = events_written + duplicates + rejected: {self.records_read:,} = "
             f"{self.events_written:,} + {self.duplicates:,} + {self.rejected:,}"
             + (" ok" if self.balanced else " FAILED"),
@@ -129,6 +146,7 @@ def convert(
     max_ratio: int = LIMITS.max_ratio,
     engine: str = "local",
     scheduler: str | None = None,
+    rebuild: bool = False,
 ) -> Report:
     """Convert an archive to the Parquet tables of ``out``; return the :class:`Report`.
 
@@ -143,6 +161,16 @@ def convert(
     or in a compressed file expanding more than ``max_ratio`` times is an
     ``unreadable`` reject (see :class:`~siq_schemas.read.Limits`). A file that
     cannot be opened is one ``unreadable`` reject, and is read again next run.
+
+    A file is known by its last complete record: a grown file is resumed after
+    it, an unterminated last line that does not parse is left for the next run
+    (``Report.pending``), and the compressed copy of a file already read
+    (``a.jsonl.gz`` of ``a.jsonl``) is read only past what was read of it. When
+    the keys, ``allow_unsigned``, the limits or the output format differ from
+    the previous run's, or a file changed other than by growing (or
+    ``rebuild=True``), the output is rebuilt from the sources: ``sources`` and
+    the inputs the output knows that still exist (those gone are left out, with
+    a warning on the ``siq_schemas`` logger, and named in ``Report.gone``).
 
     Raises :class:`~siq_schemas.write.OutputError` when the output cannot be
     written (a full disk, a folder without write permission) and
@@ -161,7 +189,7 @@ def convert(
     if isinstance(target, str):  # built in a local folder, then published
         options = {"keys": keys, "allow_unsigned": allow_unsigned, "workers": workers, "progress": progress}
         options |= {"max_record_bytes": max_record_bytes, "max_depth": max_depth, "max_ratio": max_ratio}
-        options |= {"engine": engine, "scheduler": scheduler}
+        options |= {"engine": engine, "scheduler": scheduler, "rebuild": rebuild}
         return storage.convert_to(target, lambda local: convert(sources, local, **options))
     started = time.perf_counter()
     limits = Limits(max_record_bytes, max_depth, max_ratio)
@@ -169,17 +197,29 @@ def convert(
         sources = [sources]
     paths = expand(sources)
     keyring = None if keys is None else as_keyring(keys)
+    settings = _settings(keyring, allow_unsigned, limits)
     out_path = target
     previous = write.read_manifest(out_path)
     report = Report(out=str(out_path))
     temp = write.prepare(out_path)
     with _interrupts() as interrupted:
         try:
-            tasks, inputs = _plan(paths, previous, keyring, allow_unsigned, temp / "_stage", report)
-            size = _merged_size(tasks, out_path if previous else None)
+            reason = "rebuild asked for" if rebuild and previous else _outdated(previous, settings, out_path)
+            if not reason:
+                known = {entry["path"]: entry for entry in (previous or {}).get("inputs", [])}
+                tasks, inputs, changed = _plan(paths, known, keyring, allow_unsigned, temp / "_stage", report, limits)
+                reason = f"{changed}: changed other than by growing" if changed else ""
+            if reason:  # only an existing output is rebuilt
+                log.warning("siq convert: %s: rebuilding from the sources", reason)
+                paths, gone = _rebuild_sources(paths, previous or {})
+                report = Report(out=str(out_path), rebuilt=reason, gone=gone)
+                tasks, inputs, _ = _plan(paths, {}, keyring, allow_unsigned, temp / "_stage", report, limits)
+            base = out_path if previous is not None and not reason else None  # the output merged with
+            size = _merged_size(tasks, base)
             buckets, ranges = _buckets(size), _ranges(size)
             tasks = [replace(task, buckets=buckets, limits=limits) for task in tasks]
-            if previous is not None and not tasks:  # nothing new: the output stays as it is
+            report.pending = _pending(inputs)
+            if previous is not None and base is not None and not tasks:  # nothing new: the output stays as it is
                 shutil.rmtree(temp)
                 report.tables = dict(previous["tables"])
                 report.drift = len(drift.merged(drift.read(out_path)))
@@ -188,20 +228,13 @@ def convert(
             results = _run(tasks, workers or os.cpu_count() or 1, progress, engine, scheduler)
             _tally(results, inputs, report)
             found = ((result.input, result.drift, result.resumed) for result in results)
-            report.drift = len(drift.save(temp, out_path if previous else None, found))
+            report.drift = len(drift.save(temp, base, found))
             if progress:
                 print(f"siq convert: merging {report.records_read:,} records into the tables...", file=sys.stderr)
-            report.tables = merge.build(
-                temp, out_path if previous else None, workers or os.cpu_count() or 1, buckets, ranges
-            )
-            previous_events = (previous or {}).get("tables", {}).get("events", 0)
-            accepted = report.records_read - report.rejected
-            report.events_written = report.tables["events"] - previous_events
-            report.duplicates = accepted - report.events_written
-            if not report.balanced or report.duplicates < 0:
-                raise AccountingError(f"records went missing: {report.to_dict()}")
+            report.tables, report.duplicates = merge.build(temp, base, workers or os.cpu_count() or 1, buckets, ranges)
+            _account(report, previous["tables"] if base is not None and previous else {})
             report.seconds = time.perf_counter() - started
-            _write_manifest(temp, inputs, report)
+            _write_manifest(temp, inputs, settings, report)
             shutil.rmtree(temp / "_stage", ignore_errors=True)
             shutil.rmtree(temp / "_spill", ignore_errors=True)
             write.commit(temp, out_path)
@@ -212,6 +245,20 @@ def convert(
                 raise failure from error
             raise
     return report
+
+
+def _account(report: Report, before: dict[str, int]) -> None:
+    """Check the run's counts against each other; raise :class:`AccountingError` when rows went missing.
+
+    Records read and rejected are the workers' counts, events written the rows
+    the events table gained, duplicates the merge's count, and the reject rows
+    added what the rejects table gained: each counted apart, so a staged row
+    that is lost on the way shows.
+    """
+    report.events_written = report.tables["events"] - before.get("events", 0)
+    added = report.tables["rejects"] - before.get("rejects", 0)
+    if not report.balanced or added != report.rejected:
+        raise AccountingError(f"rows went missing ({added:,} reject rows added): {report.to_dict()}")
 
 
 @contextmanager
@@ -278,39 +325,140 @@ def read_table(out: str | os.PathLike[str], name: str) -> Any:
 # ---------------------------------------------------------------------------- planning
 
 
+def _settings(keyring: Keyring | None, allow_unsigned: bool, limits: Limits) -> dict[str, Any]:
+    """What decides the rows a file yields, as the manifest records it (``allow_unsigned`` counts only with keys)."""
+    return {
+        "keys": sorted(keyring.ids) if keyring else None,
+        "allow_unsigned": allow_unsigned and bool(keyring),
+        "max_record_bytes": limits.max_record_bytes,
+        "max_depth": limits.max_depth,
+        "max_ratio": limits.max_ratio,
+    }
+
+
+def _outdated(previous: dict[str, Any] | None, settings: dict[str, Any], out: Path) -> str:
+    """Why the output cannot take this run's rows incrementally ("" when it can): another format or other settings."""
+    if previous is None:
+        return ""
+    if previous.get("format") != FORMAT or not isinstance(previous.get("settings"), dict):
+        return f"output format {previous.get('format')}, this version writes {FORMAT}"
+    changed = [name for name, value in settings.items() if previous["settings"].get(name) != value]
+    if changed:
+        return f"settings changed ({', '.join(changed)})"
+    for name, table in TABLES.items():  # a table written by another version of the columns
+        files = sorted((out / name).glob("*.parquet"))
+        if not files or pq.read_schema(files[0]) != table.schema:
+            return f"table {name} differs from this version's"
+    return ""
+
+
+def _rebuild_sources(paths: list[Path | str], previous: dict[str, Any]) -> tuple[list[Path | str], list[str]]:
+    """What a rebuild reads: this run's files and the previous output's inputs that still exist; and those gone."""
+    keys = {storage.key(path) for path in paths}
+    union, gone = list(paths), []
+    for entry in previous.get("inputs", []):
+        if entry["path"] in keys or {entry["path"] + ".gz", entry["path"] + ".zst"} & keys:  # read, or its copy
+            continue
+        try:
+            union += expand([entry["path"]])
+        except Unreadable:
+            gone.append(entry["path"])
+            log.warning("siq convert: %s: gone, its rows leave the output", entry["path"])
+    return union, gone
+
+
 def _plan(
     paths: list[Path | str],
-    previous: dict[str, Any] | None,
+    known: dict[str, dict[str, Any]],
     keyring: Keyring | None,
     allow_unsigned: bool,
     stage: Path,
     report: Report,
-) -> tuple[list[Task], dict[str, dict[str, Any]]]:
-    """Which files to read and from which line: unchanged files are skipped, grown ones resumed."""
-    known = {entry["path"]: entry for entry in (previous or {}).get("inputs", [])}
+    limits: Limits,
+) -> tuple[list[Task], dict[str, dict[str, Any]], str | None]:
+    """Which files to read and from which line, the manifest's inputs after the run, and a file that changed.
+
+    A file whose bytes are as before is skipped. Otherwise it is resumed after
+    its last complete record when the digest of its data up to there is as
+    before (nothing after it: skipped too). The compressed copy of an input
+    (``a.jsonl.gz`` of ``a.jsonl``) goes on from where that input was when its
+    data starts the same way, and takes its place; a plain file whose complete
+    lines its compressed copy among ``paths`` holds is not read. A known file
+    that changed otherwise is returned: the output must then be rebuilt.
+    """
     inputs = dict(known)
     pems = tuple(key.pem() for key in keyring) if keyring else None
-    tasks = []
+    tasks: list[Task] = []
     report.files = len(paths)
-    for index, path in enumerate(paths):
-        key = storage.key(path)  # one key however the path was spelled (relative, .., links)
+    keys = [storage.key(path) for path in paths]  # one key however a path was spelled (relative, .., links)
+    copied, present = _copied(paths, keys, limits), set(keys)
+    for index, (path, key) in enumerate(zip(paths, keys, strict=True)):
         old = known.get(key)
+        if key in copied:  # its compressed copy holds all its complete lines: that copy is read instead
+            report.files_unchanged += 1
+            inputs.pop(key, None)
+            continue
         try:
-            size, digest, prefix_digest = _fingerprint(path, old["size"] if old else None)
+            size, digest = _fingerprint(path)
         except Unreadable:  # staged as one reject, and not again while it stays unreadable
             if old and old["sha256"] is None:
                 report.files_unchanged += 1
                 continue
-            size, digest, prefix_digest = 0, None, None
-        entry = {"path": key, "size": size, "sha256": digest, "lines": 0}
+            size, digest = 0, None
         if old and old["size"] == size and old["sha256"] == digest:
             report.files_unchanged += 1
             continue
-        skip = old["lines"] if old and size > old["size"] and prefix_digest == old["sha256"] else 0
-        entry["lines"] = skip
+        entry: dict[str, Any] = {
+            "path": key,
+            "size": size,
+            "sha256": digest,
+            "offset": 0,
+            "lines": 0,
+            "prefix_sha256": EMPTY_SHA256,
+        }
+        base = old or _copy_of(key, known, copied, present)  # a compressed copy goes on from where its input was
+        if digest is not None and base is not None and base["sha256"] is not None:
+            prefix, more = prefix_digest(path, base["offset"], limits)
+            if old is not None and (prefix != base["prefix_sha256"] or base.get("broken")):
+                return tasks, inputs, key
+            if prefix == base["prefix_sha256"]:
+                entry |= {name: base[name] for name in ("offset", "lines", "prefix_sha256")}
+                inputs.pop(base["path"], None)
+                if not more:  # nothing after its complete records (a torn tail cut off): nothing to read
+                    inputs[key] = entry | {"pending": 0}
+                    report.files_unchanged += 1
+                    continue
         inputs[key] = entry
-        tasks.append(Task(str(path), index, skip, pems, allow_unsigned, str(stage), size))
-    return tasks, inputs
+        tasks.append(Task(str(path), index, entry["lines"], pems, allow_unsigned, str(stage), size))
+    return tasks, inputs, None
+
+
+def _plain(key: str) -> str:
+    """The name of the plain file a compressed one is the copy of (``a.jsonl`` for ``a.jsonl.gz``)."""
+    return key.removesuffix(".gz").removesuffix(".zst")
+
+
+def _copy_of(key: str, known: dict[str, dict[str, Any]], copied: set[str], keys: set[str]) -> dict[str, Any] | None:
+    """The known input that file ``key`` may be the compressed copy of: one not read on its own in this run."""
+    plain = _plain(key)
+    if plain == key or plain not in known:
+        return None
+    return known[plain] if plain in copied or plain not in keys else None
+
+
+def _copied(paths: list[Path | str], keys: list[str], limits: Limits) -> set[str]:
+    """The plain JSON Lines files of ``paths`` whose complete lines a compressed copy among ``paths`` holds."""
+    compressed = {_plain(key): path for path, key in zip(paths, keys, strict=True) if key != _plain(key)}
+    copied = set()
+    for path, key in zip(paths, keys, strict=True):
+        if key.endswith(LINE_SUFFIXES) and key in compressed:
+            try:
+                offset, digest = lines_digest(path, limits)
+                if prefix_digest(compressed[key], offset, limits)[0] == digest:
+                    copied.add(key)
+            except Unreadable:
+                continue
+    return copied
 
 
 def _merged_size(tasks: list[Task], previous: Path | None) -> int:
@@ -338,26 +486,18 @@ def _ranges(size: int) -> int:
     return min(max(-(-size // RANGE_BYTES), 1), RANGES)
 
 
-def _fingerprint(path: Path | str, prefix: int | None) -> tuple[int, str | None, str | None]:
-    """Size and SHA-256 of a file, and the SHA-256 of its first ``prefix`` bytes."""
+def _fingerprint(path: Path | str) -> tuple[int, str]:
+    """Size and SHA-256 of a file's bytes: a file whose bytes are as before needs no other look."""
     digest = hashlib.sha256()
-    prefix_digest = None
-    done = 0
+    size = 0
     try:
         with storage.open_input(path) as handle:
             while chunk := handle.read(1 << 20):
-                if prefix is not None and done <= prefix < done + len(chunk):
-                    digest.update(chunk[: prefix - done])
-                    prefix_digest = digest.copy().hexdigest()
-                    digest.update(chunk[prefix - done :])
-                else:
-                    digest.update(chunk)
-                done += len(chunk)
+                digest.update(chunk)
+                size += len(chunk)
     except OSError as error:
         raise Unreadable(error.strerror or str(error), str(path)) from None
-    if prefix is not None and prefix == done:
-        prefix_digest = digest.hexdigest()
-    return done, digest.hexdigest(), prefix_digest
+    return size, digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------- staging
@@ -412,20 +552,37 @@ def _tally(results: list[FileResult], inputs: dict[str, dict[str, Any]], report:
     totals: Counter[str] = Counter()
     for result in results:
         totals.update(result.counts)
-        inputs[result.input]["lines"] = result.lines
+        tail, entry = result.tail, inputs[result.input]
+        entry.update(offset=tail.offset, lines=tail.lines, prefix_sha256=tail.sha256, pending=tail.pending)
+        entry.pop("broken", None)
+        if tail.broken:  # any change to it rebuilds: its rest was one reject
+            entry["broken"] = True
         if result.unopened:  # nothing of it was read: next run reads it whatever it holds
-            inputs[result.input].update(size=0, sha256=None)
+            entry.update(size=0, sha256=None, offset=0, lines=0, prefix_sha256=EMPTY_SHA256, pending=0)
     report.blank_lines = totals["blank"]
     report.rejected_by_reason = {reason: totals[reason] for reason in REASONS}
     report.rejected = sum(report.rejected_by_reason.values())
     report.records_read = totals["accepted"] + report.rejected
+    report.pending = _pending(inputs)
 
 
-def _write_manifest(temp: Path, inputs: dict[str, dict[str, Any]], report: Report) -> None:
+def _pending(inputs: dict[str, dict[str, Any]]) -> int:
+    """How many inputs end in a line left for the next run."""
+    return sum(1 for entry in inputs.values() if entry.get("pending"))
+
+
+def _write_manifest(temp: Path, inputs: dict[str, dict[str, Any]], settings: dict[str, Any], report: Report) -> None:
+    """The output's ``_manifest.json``: its format, the settings that decided its rows, its inputs and counts.
+
+    Each input is known by its bytes (``size``, ``sha256``) and by its last
+    complete record: ``offset`` (in its decompressed data), ``lines`` and
+    ``prefix_sha256`` (of the data up to there), with the ``pending`` bytes after it.
+    """
     manifest = {
-        "format": 1,
+        "format": FORMAT,
         "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": {name: version(name) for name in ("siq-schemas", "pyarrow", "duckdb", "jsonschema-rs")},
+        "settings": settings,
         "inputs": sorted(inputs.values(), key=lambda entry: entry["path"]),
         "last_run": {key: value for key, value in report.to_dict().items() if key != "tables"},
         "tables": report.tables,

@@ -18,6 +18,13 @@ over ``max_record_bytes`` is streamed past (its first :data:`RAW_PREFIX`
 bytes kept), JSON nested deeper than ``max_depth`` is not taken, and a
 compressed file that expands more than ``max_ratio`` times is a
 decompression bomb, whose rest is one unreadable record naming the offset.
+
+A run of ``siq convert`` reads a file with a :class:`Tail`: then the file is
+known by its last complete record (the offset just after it, its line count and
+the SHA-256 of the data up to there), and what follows that is not a record yet
+is left *pending* for the next run instead of rejected: an unterminated last
+line that does not parse (a receiver still writing it), or the partial line of
+a ``.gz``/``.zst`` that ends before its end marker (still being compressed).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from __future__ import annotations
 import base64
 import binascii
 import glob
+import hashlib
 import os
 import re
 import zlib
@@ -246,9 +254,29 @@ def _walk(root: Path) -> list[Path]:
 
 #: The limits of a run that sets none.
 LIMITS = Limits()
+#: The SHA-256 of no data: the digest of a file of which nothing is read yet.
+EMPTY_SHA256 = hashlib.sha256().hexdigest()
 
 
-def read_records(path: str | os.PathLike[str], limits: Limits = LIMITS) -> Iterator[Record]:
+@dataclass(slots=True)
+class Tail:
+    """How far the complete records of a file go: what the next run resumes after.
+
+    ``offset`` is the position in the (decompressed) data just after the last
+    complete record, ``lines`` the lines up to there and ``sha256`` the digest
+    of the data up to there. ``pending`` counts the bytes after it that are not
+    a record yet (left for the next run). ``broken``: the file broke part-way
+    (corrupt data, a read error, a bomb) and its rest is one unreadable record.
+    """
+
+    offset: int = 0
+    lines: int = 0
+    sha256: str = EMPTY_SHA256
+    pending: int = 0
+    broken: bool = False
+
+
+def read_records(path: str | os.PathLike[str], limits: Limits = LIMITS, tail: Tail | None = None) -> Iterator[Record]:
     """Every record of one file, in order.
 
     Raises :class:`Unreadable` only when the file cannot be opened at all; a
@@ -256,19 +284,74 @@ def read_records(path: str | os.PathLike[str], limits: Limits = LIMITS) -> Itera
     decompression bomb) yields every record before the break, then one
     ``unreadable`` record naming the offset of the break. ``limits`` bounds
     what is read (see :class:`Limits`).
+
+    With a ``tail``, a JSON Lines file's unterminated last line that does not
+    parse, and the partial line of a compressed file that ends before its end
+    marker, are left pending instead of yielded as unreadable; ``tail`` then
+    says where the complete records end (see :class:`Tail`).
     """
     where = os.fspath(path)
     source = path_text(where)  # the name records carry: UTF-8 text whatever bytes the file name holds
     name = where.removesuffix(".gz").removesuffix(".zst")
     if os.path.isdir(where):  # a folder that :func:`expand` could not list
         raise Unreadable(_unlisted(where), source)
-    try:
-        raw = storage.open_input(where)  # closed below, also when the consumer stops early
-    except OSError as error:
-        raise Unreadable(error.strerror or str(error), source) from None
+    raw = _open(where)  # closed below, also when the consumer stops early
     with raw:
-        chunks = _decompressed(raw, source, limits)
-        yield from (_json_file if name.endswith(JSON_SUFFIXES) else _lines_file)(chunks, source, limits)
+        chunks = _Hashed(_decompressed(raw, source, limits))
+        if not name.endswith(JSON_SUFFIXES):
+            yield from _lines_file(chunks, source, limits, tail)
+            return
+        count = 0
+        for record in _json_file(chunks, source, limits):
+            count = record.line
+            yield record
+        if tail is not None:  # a document is read whole: its records are complete, or the file is broken
+            chunks.ended(tail, chunks.size, count, broken=chunks.failed)
+
+
+def lines_digest(path: str | os.PathLike[str], limits: Limits = LIMITS) -> tuple[int, str]:
+    """The offset just after the last newline of a file's (decompressed) data, and the SHA-256 of the data up to it.
+
+    Data after a break counts as not there. Raises :class:`Unreadable` when the file cannot be opened.
+    """
+    raw = _open(os.fspath(path))
+    with raw:
+        chunks = _Hashed(_decompressed(raw, path_text(os.fspath(path)), limits))
+        try:
+            for _ in chunks:
+                pass
+        except _Broken:
+            pass
+    return chunks.line_end, chunks.at_line_end.hexdigest()
+
+
+def prefix_digest(path: str | os.PathLike[str], offset: int, limits: Limits = LIMITS) -> tuple[str | None, bool]:
+    """The SHA-256 of the first ``offset`` bytes of a file's (decompressed) data, and whether more data follows.
+
+    The digest is None when the data holds fewer bytes, or breaks before them
+    (see :class:`Tail`); more data "follows" a break that is not a mere early
+    end of compressed data. Raises :class:`Unreadable` when the file cannot be opened.
+    """
+    raw = _open(os.fspath(path))
+    digest, done = hashlib.sha256(), 0
+    with raw:
+        try:
+            for chunk in _decompressed(raw, path_text(os.fspath(path)), limits):
+                if done + len(chunk) > offset:
+                    digest.update(chunk[: offset - done])
+                    return digest.hexdigest(), True
+                digest.update(chunk)
+                done += len(chunk)
+        except _Broken as error:
+            return (digest.hexdigest() if done == offset else None), not isinstance(error, _Truncated)
+    return (digest.hexdigest() if done == offset else None), False
+
+
+def _open(where: str) -> IO[bytes]:
+    try:
+        return storage.open_input(where)
+    except OSError as error:
+        raise Unreadable(error.strerror or str(error), path_text(where)) from None
 
 
 def _unlisted(folder: str) -> str:
@@ -291,6 +374,44 @@ _NOT_NUL = re.compile(rb"[^\0]")
 
 class _Broken(Exception):
     """A file broke after ``offset`` bytes of input: the message says how."""
+
+
+class _Truncated(_Broken):
+    """Compressed data that ends before its end marker: a file still being written, or cut short."""
+
+
+class _Hashed:
+    """A file's data chunks, hashed as they pass, with the digest at the end of the last line seen."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self.chunks = chunks
+        self.digest = hashlib.sha256()
+        self.size = self.line_end = 0  # bytes passed; bytes up to the last newline
+        self.at_line_end = self.digest.copy()
+        self.failed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            for chunk in self.chunks:
+                end = chunk.rfind(b"\n") + 1
+                if end:
+                    view = memoryview(chunk)
+                    self.digest.update(view[:end])
+                    self.at_line_end, self.line_end = self.digest.copy(), self.size + end
+                    self.digest.update(view[end:])
+                else:
+                    self.digest.update(chunk)
+                self.size += len(chunk)
+                yield chunk
+        except _Broken:
+            self.failed = True
+            raise
+
+    def ended(self, tail: Tail, offset: int, lines: int, broken: bool = False) -> None:
+        """Set ``tail``: the complete records end at ``offset`` (the last newline, or every byte passed)."""
+        digest = self.at_line_end if offset == self.line_end else self.digest
+        tail.offset, tail.lines, tail.sha256 = offset, lines, digest.hexdigest()
+        tail.pending, tail.broken = self.size - offset, broken
 
 
 def _read(raw: IO[bytes], offset: int) -> bytes:
@@ -355,11 +476,15 @@ def _decompressed(raw: IO[bytes], source: str, limits: Limits) -> Iterator[bytes
         for start in range(0, len(out), CHUNK):
             yield out[start : start + CHUNK]
     if not fresh:
-        raise _Broken(f"corrupt or truncated file at byte {offset}: the compressed data ends before its end marker")
+        raise _Truncated(f"corrupt or truncated file at byte {offset}: the compressed data ends before its end marker")
 
 
-def _lines_file(chunks: Iterator[bytes], source: str, limits: Limits) -> Iterator[Record]:
-    """The records of a JSON Lines file; a line over the size limit is streamed past, its start kept."""
+def _lines_file(chunks: _Hashed, source: str, limits: Limits, tail: Tail | None = None) -> Iterator[Record]:
+    """The records of a JSON Lines file; a line over the size limit is streamed past, its start kept.
+
+    With a ``tail``, an unterminated last line that is not a record, and the partial line of
+    compressed data that ends early, are left pending (see :func:`read_records`).
+    """
     limit = limits.max_record_bytes
     number = 0
     rest = b""  # the start of the line being read
@@ -387,15 +512,26 @@ def _lines_file(chunks: Iterator[bytes], source: str, limits: Limits) -> Iterato
             if _over(rest, limit):
                 over, rest = len(rest), rest[:RAW_PREFIX]
     except _Broken as error:
+        if tail is not None and isinstance(error, _Truncated):
+            chunks.ended(tail, chunks.line_end, number)
+            return
         yield _broken(source, number + 1, error, rest)
+        if tail is not None:
+            chunks.ended(tail, chunks.size, number + 1, broken=True)
         return
+    last = None
     if over:
-        yield _oversized(rest, over, source, number + 1, limit)
+        last = _oversized(rest, over, source, number + 1, limit)
     elif rest:
-        yield _line_record(rest, source, number + 1, limits.max_depth)
+        last = _line_record(rest, source, number + 1, limits.max_depth)
+    whole = last is not None and (tail is None or last.kind not in ("unreadable", "blank"))
+    if last is not None and whole:  # a finished file without a final newline
+        yield last
+    if tail is not None:
+        chunks.ended(tail, chunks.size if whole else chunks.line_end, number + whole)
 
 
-def _json_file(chunks: Iterator[bytes], source: str, limits: Limits) -> Iterator[Record]:
+def _json_file(chunks: Iterable[bytes], source: str, limits: Limits) -> Iterator[Record]:
     parts: list[bytes] = []
     size = 0
     try:

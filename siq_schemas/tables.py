@@ -20,7 +20,9 @@ import pyarrow as pa
 from . import _registry
 from .executions import FIELD
 
-FORMAT = 3  # output format version: bump when tables or columns change
+#: The version of the output's tables and columns, recorded in ``_manifest.json`` ("format"): bump when tables or
+#: columns change. A run over an output of another format rebuilds it from the sources.
+FORMAT = 3
 
 #: The Arrow type of each kind of column.
 TYPES: dict[str, pa.DataType] = {

@@ -168,18 +168,26 @@ def test_signed_archives_are_far_from_the_ratio_guard():
 
 
 @pytest.mark.parametrize("suffix", [".gz", ".zst"])
-def test_a_truncated_file_keeps_its_readable_part_and_the_broken_line(tmp_path, suffix):
-    """A truncated .gz/.zst: whole lines are read; the rest is one reject naming the offset, partial line kept."""
+@pytest.mark.parametrize("damage", ["truncated", "corrupt"])
+def test_a_broken_compressed_file_keeps_its_readable_part(tmp_path, suffix, damage):
+    """A truncated .gz/.zst (still being written): whole lines read, the partial one pending; corrupt: one reject."""
     lines = [json.dumps(dict(DEPARTMENT_DELETED, entity_id=str(i))) for i in range(3000)]
     data = ("\n".join(lines) + "\n").encode()
     packed = gzip.compress(data) if suffix == ".gz" else zstandard.ZstdCompressor().compress(data)
     path = tmp_path / f"a.jsonl{suffix}"
-    path.write_bytes(packed[: len(packed) * 2 // 3])
+    at = len(packed) * 2 // 3
+    flipped = bytes(byte ^ 0xFF for byte in packed[at : at + 64]) + packed[at + 64 :]
+    path.write_bytes(packed[:at] + (flipped if damage == "corrupt" else b""))
     report, rejects = convert(path, tmp_path / "out")
+    if damage == "truncated":
+        whole = [record for record in read_records(path) if record.kind != "unreadable"]
+        assert len(rejects) == report.rejected == 0 and report.pending == 1
+        assert report.events_written == report.records_read == len(whole) > 1000
+        return
     (row,) = rejects
-    assert report.events_written == report.records_read - 1 == row["line"] - 1
+    assert report.events_written == report.records_read - 1 == row["line"] - 1 and report.pending == 0
     assert row["source"] == str(path) and "at byte" in row["detail"]
-    assert row["raw"] and data.split(b"\n")[row["line"] - 1].startswith(row["raw"])
+    assert data.split(b"\n")[row["line"] - 1].startswith(row["raw"])
 
 
 # ---------------------------------------------------------------------------- numbers and literals
