@@ -82,14 +82,30 @@ def held(out: Path, wait: bool = False) -> Iterator[None]:
 
 
 def _holder(descriptor: int) -> str:
-    """Who holds the lock, as its file says (it may be a moment before the holder writes it)."""
+    """Who holds the lock, as its file says.
+
+    Right after taking the lock, the holder has not yet replaced what the file
+    says (nothing, or a killed run's record): that is read again for a moment.
+    """
     for _ in range(20):
         try:
             record = json.loads(os.pread(descriptor, 4096, 0))
-            return f"pid {record['pid']} on {record['host']}, started {record['started']}"
+            if record["host"] != socket.gethostname() or _running(record["pid"]):
+                return f"pid {record['pid']} on {record['host']}, started {record['started']}"
         except (OSError, ValueError, KeyError, TypeError):
-            time.sleep(0.05)
+            pass
+        time.sleep(0.05)
     return "a run that has not said who it is"
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        pass
+    return True
 
 
 def _same_file(descriptor: int, path: Path) -> bool:
