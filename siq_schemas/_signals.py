@@ -26,6 +26,8 @@ from .exceptions import Terminated
 STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 #: The stop signals that arrived while held back (see :func:`held_back`); None when not holding them.
 _held: list[int] | None = None
+#: The stop signals that were ignored when :func:`handled` began (SIGHUP under ``nohup``): workers ignore them too.
+ignored: frozenset[int] = frozenset()
 
 
 @contextmanager
@@ -43,7 +45,9 @@ def handled() -> Iterator[list[int]]:
     if threading.current_thread() is not threading.main_thread():
         yield noted
         return
+    global ignored
     previous: dict[signal.Signals, Any] = {number: signal.getsignal(number) for number in STOPS}
+    ignored = frozenset(number for number, handler in previous.items() if handler is signal.SIG_IGN)
 
     def note(number: int, frame: Any) -> None:
         handler = previous[signal.Signals(number)]
@@ -65,6 +69,7 @@ def handled() -> Iterator[list[int]]:
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+        ignored = frozenset()
 
 
 def stop(number: int) -> KeyboardInterrupt:

@@ -2,9 +2,10 @@
 
 Workers are forked where the system can (they start at once, with the package
 loaded, and ``convert`` works from any script); elsewhere spawned. A worker
-ignores Ctrl-C and dies on SIGTERM and SIGHUP: the run that started it decides
-(:mod:`siq_schemas._signals`), and on any error or stop signal
-kills its workers at once rather than waiting for the files they stage. On
+ignores Ctrl-C and dies on SIGTERM and SIGHUP (unless the run ignores them, as
+SIGHUP under ``nohup``): the run that started it decides
+(:mod:`siq_schemas._signals`), and on any error or stop signal kills its
+workers at once rather than waiting for the files they stage. On
 Linux a worker is also killed by the system when the run's process dies
 (``kill -9``), so none is left behind, blocked, holding memory.
 """
@@ -12,7 +13,6 @@ Linux a worker is also killed by the system when the run's process dies
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import signal
 import sys
@@ -35,7 +35,8 @@ def staged(tasks: list[Task], size: int) -> Iterator[Iterator[tuple[Task, FileRe
     killed at once and the queued files dropped.
     """
     method = "fork" if "fork" in get_all_start_methods() else "spawn"
-    executor = ProcessPoolExecutor(size, mp_context=get_context(method), initializer=_started, initargs=(os.getpid(),))
+    context = get_context(method)
+    executor = ProcessPoolExecutor(size, context, initializer=_started, initargs=(os.getpid(), _signals.ignored))
     try:
         with _signals.held_back():  # a signal in a fork's callbacks would be dropped
             futures = {executor.submit(stage_file, task): task for task in tasks}
@@ -48,13 +49,15 @@ def staged(tasks: list[Task], size: int) -> Iterator[Iterator[tuple[Task, FileRe
     executor.shutdown()
 
 
-def _started(parent: int) -> None:
-    """Set up a new worker: the run's signal handlers undone, and (Linux) death with its parent."""
+def _started(parent: int, ignored: frozenset[int]) -> None:
+    """Set up a new worker: the run's signal handlers undone, and (Linux) death with its parent.
+
+    The signals the run ignores (SIGHUP under ``nohup``) the worker ignores too.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for number in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(number, signal.SIG_DFL)
+        signal.signal(number, signal.SIG_IGN if number in ignored else signal.SIG_DFL)
     if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # libc's, already loaded: no lookup
     if os.getppid() != parent:  # the run died before the line above
         os._exit(1)

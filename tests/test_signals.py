@@ -81,6 +81,43 @@ def test_sigterm_and_sighup_stop_a_run_with_its_workers(archive, previous, numbe
     assert report.balanced and len(siq_schemas.read_table(out, "events")) == 30_000
 
 
+def test_under_nohup_a_hangup_is_ignored_and_sigterm_still_stops_the_run(archive, previous):
+    """With SIGHUP ignored (nohup), a hangup of the whole group leaves the run and its workers; SIGTERM stops it."""
+    out, before = previous
+    command = [
+        sys.executable,
+        "-m",
+        "siq_schemas",
+        "convert",
+        str(archive / "big"),
+        "--out",
+        str(out),
+        "--workers",
+        "2",
+    ]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),  # what nohup does
+    )
+    until(lambda: len(descendants(process.pid)) >= 2 or process.poll() is not None)
+    workers = descendants(process.pid)
+    try:
+        os.killpg(process.pid, signal.SIGHUP)  # the terminal hangs up: to every process of the group
+        time.sleep(0.5)
+        assert process.poll() is None and all(alive(pid) for pid in workers), "the hangup changed nothing"
+        os.kill(process.pid, signal.SIGTERM)
+        _, error = process.communicate(timeout=60)
+        assert process.returncode == 143 and error.strip() == "siq: terminated", error
+        until(lambda: gone(workers), seconds=10)
+    finally:
+        kill_alive(workers)
+    assert snapshot(out) == before and not leftovers(out)
+
+
 def test_workers_die_with_a_killed_run(archive, previous):
     """kill -9 of a 2-worker run (its workers get no signal): the workers end too, and the next run completes."""
     out, before = previous
