@@ -149,6 +149,30 @@ def test_sigterm_cancels_a_dask_run_and_closes_its_local_cluster(archive, previo
     assert snapshot(out) == before and not leftovers(out)
 
 
+def test_sigterm_cancels_the_runs_tasks_on_a_dask_scheduler(archive, previous):
+    """SIGTERM to a run on a running Dask cluster: exit 143, one line, and the scheduler holds none of its tasks."""
+    distributed = pytest.importorskip("distributed")
+    out, before = previous
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+
+        def tasks() -> int:
+            return client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+
+        command = ["convert", str(archive / "big"), "--out", str(out), "--engine", "dask"]
+        process = siq(*command, "--scheduler", cluster.scheduler_address)
+        until(lambda: tasks() or process.poll() is not None)
+        assert process.poll() is None, process.communicate()
+        os.kill(process.pid, signal.SIGTERM)
+        _, error = process.communicate(timeout=60)
+        assert process.returncode == 143, error
+        assert error.strip() == "siq: terminated", error
+        until(lambda: tasks() == 0, seconds=20)
+    assert snapshot(out) == before and not leftovers(out)
+
+
 def test_ctrl_c_while_the_command_loads_is_an_interrupt(archive, tmp_path):
     """Ctrl-C at any moment once siq's code runs (click and the package still loading): exit 130, one line."""
     out = tmp_path / "out"
