@@ -42,9 +42,10 @@ def staged(tasks: list[Task], size: int) -> Iterator[Iterator[tuple[Task, FileRe
             futures = {executor.submit(stage_file, task): task for task in tasks}
         yield ((futures[future], future.result()) for future in as_completed(futures))
     except BaseException:
-        for process in list((executor._processes or {}).values()):  # no public way before Python 3.14
-            process.kill()
-        executor.shutdown(cancel_futures=True)
+        with _signals.held_back():  # a second signal does not cut this short
+            for process in list((executor._processes or {}).values()):  # no public way before Python 3.14
+                process.kill()
+            executor.shutdown(cancel_futures=True)
         raise
     executor.shutdown()
 

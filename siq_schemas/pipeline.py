@@ -212,7 +212,8 @@ def convert(
             shutil.rmtree(temp / "_spill", ignore_errors=True)
             write.commit(temp, out_path)
         except BaseException as error:
-            shutil.rmtree(temp, ignore_errors=True)
+            with _signals.held_back():  # a second Ctrl-C does not cut the cleanup short
+                shutil.rmtree(temp, ignore_errors=True)
             failure = _failure(error, out_path, interrupted) if isinstance(error, Exception) else None
             if failure is not None:
                 raise failure from error

@@ -39,10 +39,21 @@ def big_archive(folder: Path, files: int = 2, events: int = 15_000) -> int:
     return files * events
 
 
-def siq(*arguments: str) -> subprocess.Popen:
-    """`python -m siq_schemas ARGUMENTS` in its own session (so a signal to it reaches nothing else)."""
+def siq(*arguments: str, nohup: bool = False) -> subprocess.Popen:
+    """`python -m siq_schemas ARGUMENTS` in its own session (so a signal to it reaches nothing else).
+
+    With ``nohup``, SIGHUP ignored, as `nohup` starts a command.
+    """
     command = [sys.executable, "-m", "siq_schemas", *arguments]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    hangup = signal.SIG_IGN if nohup else signal.SIG_DFL
+    return subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, hangup),
+    )
 
 
 #: Python that prints "ready", then runs `python -m siq_schemas` with its arguments: what follows the line is
