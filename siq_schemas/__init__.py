@@ -2,44 +2,71 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+import sys
+import types
+from importlib import import_module
 from typing import Any
 
-from . import _registry
 from .exceptions import (
     KeyInvalid,
+    LockError,
     PayloadInvalid,
     SignatureError,
     SignatureInvalid,
     SignatureMissing,
     SiqSchemasError,
+    Terminated,
     UnknownEvent,
     Unreadable,
 )
-from .keys import Keyring, PublicKey, load_keys
-from .validate import is_valid, iter_errors, validate
-from .verify import verify_delivery, verify_signature
 
-try:
-    __version__ = version("siq-schemas")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0+unknown"
-
-#: The event names that have schemas (documented, observed-only and alternate spellings).
-EVENTS: tuple[str, ...] = _registry.event_names()
+#: The public names loaded on first use, by the module that defines them: importing the package loads
+#: neither the schemas nor cryptography, pyarrow or DuckDB, so `siq` starts handling Ctrl-C at once.
+_LAZY = {
+    "Keyring": "keys",
+    "PublicKey": "keys",
+    "load_keys": "keys",
+    "is_valid": "validate",
+    "iter_errors": "validate",
+    "validate": "validate",
+    "verify_delivery": "verify",
+    "verify_signature": "verify",
+    "convert": "pipeline",
+    "read_table": "pipeline",
+    "Report": "pipeline",
+    "table_files": "storage",
+}
 
 
 def __getattr__(name: str) -> Any:
-    """``convert`` and ``read_table`` load pyarrow and DuckDB on first use, not at import."""
-    if name in ("convert", "read_table", "Report"):
-        from . import pipeline
+    """The names of :data:`_LAZY`, ``EVENTS`` and ``__version__``, computed on first use."""
+    if name == "EVENTS":
+        value: Any = import_module("._registry", __name__).event_names()
+    elif name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
 
-        return getattr(pipeline, name)
-    if name == "table_files":
-        from .storage import table_files
+        try:
+            value = version("siq-schemas")
+        except PackageNotFoundError:  # pragma: no cover - running from a source tree
+            value = "0+unknown"
+    elif name in _LAZY:
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    else:
+        raise AttributeError(f"module 'siq_schemas' has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
-        return table_files
-    raise AttributeError(f"module 'siq_schemas' has no attribute {name!r}")
+
+class _Package(types.ModuleType):
+    """The package, whose ``validate`` stays the function when the submodule of that name is imported."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "validate" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def schema(event: str, strict: bool = False) -> dict[str, Any]:
@@ -48,13 +75,14 @@ def schema(event: str, strict: bool = False) -> dict[str, Any]:
     With ``strict=True``, the variant that allows no unknown properties.
     Raises :class:`UnknownEvent` for a name that has no schema.
     """
-    return _registry.document(event, strict)
+    return import_module("._registry", __name__).document(event, strict)
 
 
 __all__ = [
     "EVENTS",
     "KeyInvalid",
     "Keyring",
+    "LockError",
     "PayloadInvalid",
     "PublicKey",
     "Report",
@@ -62,6 +90,7 @@ __all__ = [
     "SignatureInvalid",
     "SignatureMissing",
     "SiqSchemasError",
+    "Terminated",
     "UnknownEvent",
     "Unreadable",
     "__version__",

@@ -25,6 +25,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 
+from . import _signals
 from ._stage import FileResult, Task, stage_file
 from .exceptions import SiqSchemasError
 
@@ -56,23 +57,24 @@ def staged_on_cluster(
         raise ClusterError("the dask engine needs Dask: pip install 'siq-schemas[cluster]'") from None
     with ExitStack() as stack:
         address = scheduler or dask.config.get("scheduler-address", None)
-        if address:
-            try:
-                client = stack.enter_context(Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False))
-            except (OSError, TimeoutError) as error:
-                raise ClusterError(f"cannot reach the Dask scheduler at {address}: {error}") from None
-        else:
-            stack.enter_context(dask.config.set(PROFILE_OFF))
-            cluster = stack.enter_context(
-                LocalCluster(
-                    n_workers=max(min(workers, len(tasks)), 1),
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address=None,
-                    silence_logs=logging.ERROR,
+        with _signals.held_back():  # a cluster stopped while it starts is left half made, never closed
+            if address:
+                try:
+                    client = stack.enter_context(Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False))
+                except (OSError, TimeoutError) as error:
+                    raise ClusterError(f"cannot reach the Dask scheduler at {address}: {error}") from None
+            else:
+                stack.enter_context(dask.config.set(PROFILE_OFF))
+                cluster = stack.enter_context(
+                    LocalCluster(
+                        n_workers=max(min(workers, len(tasks)), 1),
+                        threads_per_worker=1,
+                        processes=True,
+                        dashboard_address=None,
+                        silence_logs=logging.ERROR,
+                    )
                 )
-            )
-            client = stack.enter_context(Client(cluster, set_as_default=False))
+                client = stack.enter_context(Client(cluster, set_as_default=False))
         run = uuid.uuid4().hex[:12]
         keys = [f"siq-stage-{run}-{task.index}" for task in tasks]
         futures = client.map(_stage_elsewhere, tasks, key=keys, pure=False)
@@ -85,7 +87,11 @@ def staged_on_cluster(
                 future.release()
                 yield task, result
 
-        yield staged()
+        try:
+            yield staged()
+        except BaseException:  # an error or a stop signal: the run's tasks are cancelled, the cluster closed below
+            client.cancel(futures)
+            raise
 
 
 def _stage_elsewhere(task: Task) -> tuple[FileResult, dict[str, bytes]]:

@@ -3,7 +3,10 @@
 Library errors become one-line messages here and nowhere else. Exit codes:
 0 success, 1 a check found problems (invalid payloads, bad signatures),
 2 usage or input/output errors (an output that cannot be written, a full
-disk, a worker process killed), 130 interrupted (Ctrl-C).
+disk, a worker process killed, an output another run is writing), 130
+interrupted (Ctrl-C); `siq convert` also 143 on SIGTERM and 129 on SIGHUP.
+The console script and ``python -m siq_schemas`` start in
+:mod:`siq_schemas.__main__`, which turns a Ctrl-C during the imports into exit 130 too.
 """
 
 from __future__ import annotations
@@ -180,6 +183,7 @@ def _limit(name: str, default: int, text: str, most: int | None = None) -> Any:
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--wait", is_flag=True, help="When another run is writing --out, wait for it (default: exit 2 at once).")
 @_limit("--max-record-bytes", LIMITS.max_record_bytes, "A longer line or .json file is an unreadable reject.")
 @_limit("--max-depth", LIMITS.max_depth, "JSON nested deeper is an unreadable reject.", DEPTH_CEILING)
 @_limit("--max-ratio", LIMITS.max_ratio, "A compressed file expanding more (past 64 MiB) is rejected from there.")
@@ -194,6 +198,7 @@ def convert_command(
     scheduler: str | None,
     quiet: bool,
     as_json: bool,
+    wait: bool,
     max_record_bytes: int,
     max_depth: int,
     max_ratio: int,
@@ -207,10 +212,13 @@ def convert_command(
     _manifest.json. Running again adds only what is new; when the keys, the
     signature policy, a limit or the output format changed, or with --rebuild,
     the output is rebuilt from the sources (saying so). With --engine dask
-    the files are staged as tasks on a Dask cluster. Exits 0 when every record
-    is accounted for (rejects included), 2 when the output cannot be written
-    (the previous output is kept), 130 when interrupted.
+    the files are staged as tasks on a Dask cluster. One run writes an output
+    at a time: another run into it exits 2 at once, or waits with --wait.
+    Exits 0 when every record is accounted for (rejects included), 2 when the
+    output cannot be written (the previous output is kept), 130 when
+    interrupted, 143 on SIGTERM, 129 on SIGHUP.
     """
+    from .exceptions import Terminated
     from .pipeline import convert  # pyarrow and duckdb load only for this command
 
     if scheduler is not None and engine != "dask":
@@ -220,20 +228,25 @@ def convert_command(
         _paths(local_files)  # a key file among the sources is a usage error, never records
     keyring = load_keys(*key_files) if key_files else None
     _say_warnings()
-    report = convert(
-        sources,
-        out,
-        keys=keyring,
-        allow_unsigned=allow_unsigned,
-        workers=workers,
-        progress=not quiet and sys.stderr.isatty(),
-        max_record_bytes=max_record_bytes,
-        max_depth=max_depth,
-        max_ratio=max_ratio,
-        engine=engine,
-        scheduler=scheduler,
-        rebuild=rebuild,
-    )
+    try:
+        report = convert(
+            sources,
+            out,
+            keys=keyring,
+            allow_unsigned=allow_unsigned,
+            workers=workers,
+            progress=not quiet and sys.stderr.isatty(),
+            max_record_bytes=max_record_bytes,
+            max_depth=max_depth,
+            max_ratio=max_ratio,
+            engine=engine,
+            scheduler=scheduler,
+            rebuild=rebuild,
+            wait=wait,
+        )
+    except Terminated as stop:
+        click.echo(f"siq: {stop}", err=True)
+        return 128 + stop.signal  # the shell's code for a process ended by the signal
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     elif not quiet:
@@ -461,8 +474,3 @@ def main(arguments: list[str] | None = None) -> int:
         click.echo(printable(f"siq: {error.filename or ''}: {error.strerror or error}"), err=True)
         return 2
     return result if isinstance(result, int) else 0
-
-
-def run() -> None:
-    """The ``siq`` console script."""
-    sys.exit(main())

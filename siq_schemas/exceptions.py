@@ -6,6 +6,8 @@ used in the ``rejects`` table) and, where known, where the problem is.
 
 from __future__ import annotations
 
+import signal as signals
+
 
 class SiqSchemasError(Exception):
     """Base class of every siq-schemas error."""
@@ -87,3 +89,26 @@ class Unreadable(SiqSchemasError, ValueError):
     def __str__(self) -> str:
         where = f"{self.source}:{self.line}" if self.line else self.source
         return f"{where}: {self.message}" if where else self.message
+
+
+class LockError(SiqSchemasError, RuntimeError):
+    """Another run is writing the same output: one writer per output (``siq convert --wait`` waits for it)."""
+
+    code = "locked"
+
+
+class Terminated(KeyboardInterrupt):
+    """A run was stopped by SIGTERM or SIGHUP (``signal`` says which), as Ctrl-C stops it.
+
+    A ``KeyboardInterrupt``, so that whatever handles Ctrl-C handles it too;
+    ``str()`` is ``terminated`` or ``hung up``.
+    """
+
+    code = "terminated"
+
+    def __init__(self, number: int) -> None:
+        super().__init__(number)
+        self.signal = number
+
+    def __str__(self) -> str:
+        return "hung up" if self.signal == signals.SIGHUP else "terminated"

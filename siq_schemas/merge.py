@@ -11,6 +11,7 @@ event and :mod:`siq_schemas.fold` for the folded tables.
 
 from __future__ import annotations
 
+import glob
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -90,9 +91,7 @@ def build(temp: Path, previous: Path | None, threads: int, buckets: int, ranges:
         _write(con, "SELECT * FROM s_rejects ORDER BY source, line", "rejects", temp, counts)
         for name in TABLES:
             if name in counts:
-                con.execute(
-                    f"CREATE VIEW \"t_{name}\" AS SELECT * FROM read_parquet('{_sql_path(temp / name)}/*.parquet')"
-                )
+                con.execute(f"CREATE VIEW \"t_{name}\" AS SELECT * FROM read_parquet('{_files(temp / name)}')")
         conversations = partial(fold.conversations_sql, "t_events", "t_conversation_events", "t_messages", "t_ratings")
         _merge_table(con, conversations, "conversations", buckets, temp, counts, "conversation_id")
         views = ("t_events", "t_visitor_events", "t_conversation_events", "t_messages", "t_ratings")
@@ -176,11 +175,11 @@ def _sorted(
     """Write table ``name`` from all its passes, sorted by ``order``, one range after the other (see :func:`_copy`)."""
     folder = temp / "_spill" / name
     if ranges == 1:
-        sqls = [f"SELECT * FROM read_parquet('{_sql_path(folder)}/*.parquet') ORDER BY {order}"]
+        sqls = [f"SELECT * FROM read_parquet('{_files(folder)}') ORDER BY {order}"]
     else:
         parts = [folder / f"_range={n}" for n in range(ranges)]
         sqls = [
-            f"SELECT * FROM read_parquet('{_sql_path(part)}/*.parquet', hive_partitioning = false) ORDER BY {order}"
+            f"SELECT * FROM read_parquet('{_files(part)}', hive_partitioning = false) ORDER BY {order}"
             for part in parts
             if part.is_dir()
         ]
@@ -202,17 +201,17 @@ def _views(
     ``<prefix>all_deliveries`` adds the previous events' delivery facts, weighted.
     """
     for name, schema in staged.items():
-        sources = [f"SELECT * FROM read_parquet('{_sql_path(stage / name)}/{buckets}/*.parquet')"]
+        sources = [f"SELECT * FROM read_parquet('{_files(stage / name, buckets)}')"]
         if previous is not None and name != DELIVERIES.name and (previous / name).is_dir():
             columns = ", ".join("-1" if c == "_position" else f'"{c}"' for c in schema.names)
-            rows = f"read_parquet('{_sql_path(previous / name)}/*.parquet')"
+            rows = f"read_parquet('{_files(previous / name)}')"
             sources.append(f"SELECT {columns} FROM {rows} WHERE {where}")
         con.execute(f'CREATE OR REPLACE VIEW "{prefix}{name}" AS {" UNION ALL ".join(sources)}')
     deliveries = f'SELECT *, 1 AS weight FROM "{prefix}{DELIVERIES.name}"'
     if previous is not None and (previous / "events").is_dir():
         deliveries += (
             " UNION ALL SELECT event_key, attempts AS attempt, signature, key_id, webhook_id, received_at, source,"
-            f" deliveries AS weight FROM read_parquet('{_sql_path(previous / 'events')}/*.parquet') WHERE {where}"
+            f" deliveries AS weight FROM read_parquet('{_files(previous / 'events')}') WHERE {where}"
         )
     con.execute(f"CREATE OR REPLACE VIEW {prefix}all_deliveries AS {deliveries}")
 
@@ -229,5 +228,13 @@ def _write(con: duckdb.DuckDBPyConnection, sql: str | list[str], name: str, temp
     counts[name] = write.write_table(batches(), schema, temp / name)
 
 
-def _sql_path(path: Path) -> str:
+def _sql_path(path: Path | str) -> str:
     return str(path).replace("'", "''")
+
+
+def _files(folder: Path, buckets: str = "") -> str:
+    """The SQL text of a glob of the Parquet files in ``folder`` (in its subfolders ``buckets``, a glob too).
+
+    The folder's own path is escaped: a ``*`` or ``[`` in the output's name is part of a name, not a pattern.
+    """
+    return _sql_path(f"{glob.escape(str(folder))}/{buckets + '/' if buckets else ''}*.parquet")

@@ -28,26 +28,22 @@ import json
 import logging
 import os
 import shutil
-import signal
 import sys
-import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Iterable
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import ExitStack, contextmanager, nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from importlib.metadata import version
-from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow.parquet as pq
 
-from . import drift, merge, storage, write
+from . import _lock, _signals, _workers, drift, merge, storage, write
 from ._stage import FileResult, Task, stage_file
 from .exceptions import SiqSchemasError, Unreadable
 from .keys import Keyring, as_keyring
@@ -147,6 +143,7 @@ def convert(
     engine: str = "local",
     scheduler: str | None = None,
     rebuild: bool = False,
+    wait: bool = False,
 ) -> Report:
     """Convert an archive to the Parquet tables of ``out``; return the :class:`Report`.
 
@@ -173,8 +170,17 @@ def convert(
     a warning on the ``siq_schemas`` logger, and named in ``Report.gone``).
 
     Raises :class:`~siq_schemas.write.OutputError` when the output cannot be
-    written (a full disk, a folder without write permission) and
-    ``KeyboardInterrupt`` when interrupted; the previous output is then as it was.
+    written (a full disk, a folder without write permission), ``KeyboardInterrupt``
+    when interrupted (Ctrl-C) and :class:`~siq_schemas.exceptions.Terminated`
+    on SIGTERM or SIGHUP (while it runs in the main thread, ``convert`` handles
+    those signals, then puts the previous handlers back); the previous output is
+    then as it was, and the run's worker processes are stopped.
+
+    One run writes an output at a time: a run holds a lock beside it
+    (``OUT.siq-lock``, see :mod:`siq_schemas._lock`) and raises
+    :class:`~siq_schemas.exceptions.LockError` naming the holder when another
+    run holds it, or with ``wait=True`` waits for it. ``out`` may be a link to
+    a folder: the run writes where it points.
 
     ``engine="dask"`` stages the files as tasks on the Dask cluster at
     ``scheduler`` (a local cluster of ``workers`` processes without one; see
@@ -189,7 +195,7 @@ def convert(
     if isinstance(target, str):  # built in a local folder, then published
         options = {"keys": keys, "allow_unsigned": allow_unsigned, "workers": workers, "progress": progress}
         options |= {"max_record_bytes": max_record_bytes, "max_depth": max_depth, "max_ratio": max_ratio}
-        options |= {"engine": engine, "scheduler": scheduler, "rebuild": rebuild}
+        options |= {"engine": engine, "scheduler": scheduler, "rebuild": rebuild, "wait": wait}
         return storage.convert_to(target, lambda local: convert(sources, local, **options))
     started = time.perf_counter()
     limits = Limits(max_record_bytes, max_depth, max_ratio)
@@ -198,11 +204,11 @@ def convert(
     paths = expand(sources)
     keyring = None if keys is None else as_keyring(keys)
     settings = _settings(keyring, allow_unsigned, limits)
-    out_path = target
-    previous = write.read_manifest(out_path)
-    report = Report(out=str(out_path))
-    temp = write.prepare(out_path)
-    with _interrupts() as interrupted:
+    out_path = write.target(target)
+    with _signals.handled() as interrupted, _lock.held(out_path, wait):
+        previous = write.read_manifest(out_path)
+        report = Report(out=str(target))
+        temp = write.prepare(out_path)
         try:
             reason = "rebuild asked for" if rebuild and previous else _outdated(previous, settings, out_path)
             if not reason:
@@ -212,7 +218,7 @@ def convert(
             if reason:  # only an existing output is rebuilt
                 log.warning("siq convert: %s: rebuilding from the sources", reason)
                 paths, gone = _rebuild_sources(paths, previous or {})
-                report = Report(out=str(out_path), rebuilt=reason, gone=gone)
+                report = Report(out=str(target), rebuilt=reason, gone=gone)
                 tasks, inputs, _ = _plan(paths, {}, keyring, allow_unsigned, temp / "_stage", report, limits)
             base = out_path if previous is not None and not reason else None  # the output merged with
             size = _merged_size(tasks, base)
@@ -239,8 +245,9 @@ def convert(
             shutil.rmtree(temp / "_spill", ignore_errors=True)
             write.commit(temp, out_path)
         except BaseException as error:
-            shutil.rmtree(temp, ignore_errors=True)
-            failure = _failure(error, out_path, bool(interrupted)) if isinstance(error, Exception) else None
+            with _signals.held_back():  # a second Ctrl-C does not cut the cleanup short
+                shutil.rmtree(temp, ignore_errors=True)
+            failure = _failure(error, out_path, interrupted) if isinstance(error, Exception) else None
             if failure is not None:
                 raise failure from error
             raise
@@ -261,47 +268,18 @@ def _account(report: Report, before: dict[str, int]) -> None:
         raise AccountingError(f"rows went missing ({added:,} reject rows added): {report.to_dict()}")
 
 
-@contextmanager
-def _interrupts() -> Iterator[list[int]]:
-    """Note every Ctrl-C (SIGINT) during a run, then handle it as before.
-
-    Libraries that catch the ``KeyboardInterrupt`` (DuckDB in a query, pyarrow
-    in an import) raise errors of their own: the note says what they were.
-    Only the main thread can take signals; elsewhere nothing is noted.
-    """
-    noted: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield noted
-        return
-    previous = signal.getsignal(signal.SIGINT)
-
-    def note(number: int, frame: Any) -> None:
-        if previous is signal.SIG_IGN:
-            return
-        noted.append(number)
-        if callable(previous):
-            previous(number, frame)
-        else:
-            raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, note)
-    try:
-        yield noted
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _failure(error: Exception, out: Path, interrupted: bool = False) -> BaseException | None:
+def _failure(error: Exception, out: Path, stopped: list[int] | None = None) -> BaseException | None:
     """What a run that stopped part-way raises instead of ``error`` (None: ``error`` itself).
 
-    After Ctrl-C it is an interrupt, whatever the error: DuckDB and pyarrow turn
-    the interrupt into errors of their own. A full disk or a folder that cannot
-    be written (an ``OSError``, or DuckDB's I/O, transaction, memory or fatal
-    errors) is an :class:`~siq_schemas.write.OutputError`, a worker that died a
+    After a stop signal (the first of ``stopped``) it is that signal's
+    exception, whatever the error: DuckDB and pyarrow turn the interrupt into
+    errors of their own. A full disk or a folder that cannot be written (an
+    ``OSError``, or DuckDB's I/O, transaction, memory or fatal errors) is an
+    :class:`~siq_schemas.write.OutputError`, a worker that died a
     :class:`RunFailed`: one clear line, not a traceback.
     """
-    if interrupted:
-        return KeyboardInterrupt()
+    if stopped:
+        return _signals.stop(stopped[0])
     if isinstance(error, SiqSchemasError):
         return None
     if isinstance(error, BrokenProcessPool):
@@ -510,9 +488,8 @@ def _run(
 
     With the ``dask`` engine, each file is a task on a Dask cluster instead (:mod:`siq_schemas._dask`).
 
-    Workers are forked where the system can (they start at once, with the
-    package loaded, and ``convert`` works from any script); elsewhere spawned.
-    They start before this process runs any thread (progress bar, DuckDB).
+    Workers (:mod:`siq_schemas._workers`) start before this process runs any
+    thread (progress bar, DuckDB); on an error or a stop signal they are killed.
     """
     total = sum(task.size for task in tasks)
     with ExitStack() as stack:
@@ -521,11 +498,7 @@ def _run(
 
             staged = stack.enter_context(staged_on_cluster(tasks, workers, scheduler))
         elif workers > 1 and len(tasks) > 1 and total >= PARALLEL_BYTES:
-            method = "fork" if "fork" in get_all_start_methods() else "spawn"
-            pool = stack.enter_context(ProcessPoolExecutor(min(workers, len(tasks)), mp_context=get_context(method)))
-            stack.callback(pool.shutdown, cancel_futures=True)  # on an error, queued files are not started
-            futures = {pool.submit(stage_file, task): task for task in tasks}
-            staged = ((futures[future], future.result()) for future in as_completed(futures))
+            staged = stack.enter_context(_workers.staged(tasks, min(workers, len(tasks))))
         else:
             staged = ((task, stage_file(task)) for task in tasks)
         bar = stack.enter_context(_progress(total, progress))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import glob
 import json
 import os
 import shutil
@@ -124,16 +125,30 @@ def read_manifest(out: Path) -> dict[str, Any] | None:
         raise OutputError(f"{path}: unreadable manifest ({error}); remove the folder to start again") from None
 
 
+def target(out: Path) -> Path:
+    """The folder a run writes for ``--out`` ``out``: ``out`` itself (absolute), or where it links to.
+
+    The commit renames folders, and renaming a link would replace the link, not
+    what it points to: a run writes at the link's target, and holds its lock
+    and temporary folder beside that.
+    """
+    out = out.absolute()
+    return Path(os.path.realpath(out)) if out.is_symlink() else out
+
+
 def prepare(out: Path) -> Path:
     """Check ``out`` can take a siq output, recover from an interrupted commit, and make a temp folder."""
     out = out.absolute()
     parent = out.parent
-    for leftover in parent.glob(f"{out.name}{_OLD_MARK}*"):
+    if "?" in str(out):  # DuckDB reads what follows a `?` in a database's path as options
+        raise OutputError(f"{out}: the merge (DuckDB) cannot work in a path holding `?`; choose another --out")
+    own = glob.escape(out.name)  # only this output's leftovers, whatever its name holds (`o*`, `out[1]`)
+    for leftover in parent.glob(f"{own}{_OLD_MARK}*"):
         if not out.exists():  # died between the two renames of a commit: finish it
             leftover.rename(out)
         else:
             shutil.rmtree(leftover, ignore_errors=True)
-    for leftover in parent.glob(f"{out.name}{_TEMP_MARK}*"):
+    for leftover in parent.glob(f"{own}{_TEMP_MARK}*"):
         shutil.rmtree(leftover, ignore_errors=True)
     if out.exists():
         if not out.is_dir():

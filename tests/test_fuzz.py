@@ -41,6 +41,7 @@ from siq_schemas.read import BOM, RAW_PREFIX, Limits, read_records
 from tests import fuzzing
 from tests.conftest import KEYS, sign, write_lines
 from tests.fuzzing import fuzz
+from tests.processes import siq_ready
 from tests.test_convert import chat, envelope
 from tests.test_hostile import bomb
 from tests.test_runs import snapshot
@@ -312,7 +313,7 @@ fuzzing.TARGETS.append("test_random_kills_leave_the_previous_output")
 
 @pytest.mark.fuzz
 def test_random_kills_leave_the_previous_output(tmp_path):
-    """kill -9 or Ctrl-C at random moments: the output is the previous one or the new one, whole; a rerun completes."""
+    """kill -9, Ctrl-C, SIGTERM or SIGHUP at random moments: the previous or the new output, whole; a rerun works."""
     if not fuzzing.SECONDS:
         pytest.skip("`make fuzz` only; tests/test_runs.py and tests/test_faults.py stop runs at fixed points")
     archive, out, pristine = tmp_path / "in", tmp_path / "out", tmp_path / "pristine"
@@ -332,8 +333,8 @@ def test_random_kills_leave_the_previous_output(tmp_path):
     while not kills or time.monotonic() - started < fuzzing.SECONDS / len(fuzzing.TARGETS):
         shutil.rmtree(out)
         shutil.copytree(pristine, out)
-        how = random.choice([signal.SIGKILL, signal.SIGINT])
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        how = random.choice([signal.SIGKILL, signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+        process = siq_ready(*command[3:])
         time.sleep(random.uniform(0, whole))
         os.killpg(process.pid, how)
         _, error = process.communicate(timeout=60)
@@ -341,8 +342,12 @@ def test_random_kills_leave_the_previous_output(tmp_path):
             pq.read_table(out / name)
         if snapshot(out) != before:  # the run committed before the signal: all of it is there
             assert json.loads((out / "_manifest.json").read_text())["tables"]["events"] == 30_000 + len(chat())
-        elif how == signal.SIGINT and process.returncode != 0:
-            assert process.returncode == 130 and error.decode().strip().endswith("siq: interrupted"), error
+        elif process.returncode == -how and how != signal.SIGINT:  # before the run handles it: nothing to clean
+            assert error == "", error
+        elif how != signal.SIGKILL and process.returncode != 0:
+            line = {signal.SIGINT: "siq: interrupted", signal.SIGTERM: "siq: terminated", signal.SIGHUP: "siq: hung up"}
+            assert process.returncode == 128 + how and error.strip().endswith(line[how]), error
+            assert "Traceback" not in error, error
         kills += 1
     report = siq_schemas.convert(archive, out)
     assert report.balanced and len(siq_schemas.read_table(out, "events")) == 30_000 + len(chat())

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -17,21 +15,13 @@ import pytest
 import siq_schemas
 from siq_schemas.tables import TABLES
 from tests.conftest import KEYS, delivery, write_lines
+from tests.processes import snapshot
 from tests.test_convert import chat, envelope
 
 
 def siq(*arguments: str, **options) -> subprocess.Popen | subprocess.CompletedProcess:
     command = [sys.executable, "-m", "siq_schemas", *arguments]
     return subprocess.run(command, capture_output=True, text=True, **options)
-
-
-def snapshot(out: Path) -> dict[str, str]:
-    """Every file of an output with its SHA-256."""
-    return {
-        str(path.relative_to(out)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(out.rglob("*"))
-        if path.is_file()
-    }
 
 
 def test_convert_command_prints_the_summary_and_writes_tables(tmp_path):
