@@ -109,7 +109,7 @@ def _duplicates(con: duckdb.DuckDBPyConnection, deliveries: str, previous: Path 
     """The staged deliveries (one row per accepted record) of an event already in ``previous`` or seen before."""
     new = f"SELECT DISTINCT event_key FROM {deliveries}"
     if previous is not None and (previous / "events").is_dir():
-        known = f"SELECT event_key FROM read_parquet('{_sql_path(previous / 'events')}/*.parquet')"
+        known = f"SELECT event_key FROM read_parquet('{_files(previous / 'events')}')"
         new = f"SELECT DISTINCT event_key FROM {deliveries} ANTI JOIN ({known}) USING (event_key)"
     row = con.execute(f"SELECT (SELECT count(*) FROM {deliveries}) - (SELECT count(*) FROM ({new}))").fetchone()
     return int(row[0]) if row else 0

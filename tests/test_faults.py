@@ -7,6 +7,7 @@ previous output exactly as it was; the next run completes normally.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import errno
 import os
 import resource
@@ -277,10 +278,14 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_completes(big, tmp_path):
     out = tmp_path / "out"
     siq_schemas.convert(big / "first.jsonl", out)
     before = snapshot(out)
-    for delay in (0.6, 1.6):
+    for delay in (0.0, 1.0):  # after the run's temporary folder appears: while it stages, or merges
         process = started(["convert", str(big), "--out", str(out), "--workers", "2"])
+        deadline = time.monotonic() + 60
+        while process.poll() is None and not leftovers(out) and time.monotonic() < deadline:
+            time.sleep(0.01)  # an interpreter still starting up dies of SIGINT before any code of siq can run
         time.sleep(delay)
-        os.killpg(process.pid, signal.SIGINT)
+        with contextlib.suppress(ProcessLookupError):  # finished already
+            os.killpg(process.pid, signal.SIGINT)
         _, error = process.communicate(timeout=30)
         if process.returncode == 0:  # finished before the signal
             break
