@@ -228,11 +228,10 @@ class Bench:
             return None if top is None or bottom is None or bottom == 0 else top / bottom
 
         def described(name: str) -> str:
-            files_lines_unique_size = self.inputs.get(name)
-            if files_lines_unique_size is None:
+            if name not in self.inputs:
                 return name
-            lines_, unique, size = files_lines_unique_size
-            return f"{lines_:,} lines ({unique:,} unique), {size / 2**20:,.0f} MB"
+            count, unique, size = self.inputs[name]
+            return f"{count:,} lines ({unique:,} unique), {size / 2**20:,.0f} MB"
 
         def versus(row: str, case: str, siq: str, label: str, other: str) -> None:
             """A row whose ratio is the other side's seconds over siq's: siq's speed relative to it."""
