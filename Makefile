@@ -31,8 +31,20 @@ FUZZ_SECONDS ?= 120
 fuzz: $(STAMP)
 	SIQ_FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python -m pytest -q -m fuzz tests/test_fuzz.py tests/test_fold.py
 
-bench: $(STAMP)
-	status=0; for script in benchmarks/bench_*.py; do $(BIN)/python $$script || status=1; done; exit $$status
+# The benchmarks (benchmarks/), with the peers of the `bench` extra (dlt). BENCH_ARGS go to
+# bench_convert.py: `make bench BENCH_ARGS="--scale 0.05 --rows one-file,naive"` for a quick try.
+BENCH_STAMP := $(VENV)/.bench-installed
+BENCH_ARGS ?=
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	status=0; for script in benchmarks/bench_*.py; do \
+		args=; [ $$script = benchmarks/bench_convert.py ] && args="$(BENCH_ARGS)"; \
+		$(BIN)/python $$script $$args || status=1; \
+	done; exit $$status
 
 lint: $(STAMP)
 	$(BIN)/ruff check siq_schemas tests notebooks benchmarks
