@@ -27,19 +27,13 @@ from pathlib import Path
 
 from . import _signals
 from ._stage import FileResult, Task, stage_file
-from .exceptions import SiqSchemasError
+from .exceptions import ClusterError
 
 #: How long to try to reach a scheduler before giving up.
 CONNECT_TIMEOUT = "20s"
 #: The workers of a local cluster do not sample their threads' stacks every 10 ms: that cost a
 #: quarter of the staging time of pure-Python tasks like these.
 PROFILE_OFF = {"distributed.worker.profile.enabled": False}
-
-
-class ClusterError(SiqSchemasError, OSError):
-    """The Dask engine cannot run: Dask is not installed, or the scheduler cannot be reached."""
-
-    code = "cluster-error"
 
 
 @contextmanager

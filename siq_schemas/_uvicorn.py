@@ -70,7 +70,7 @@ def run(archive: str, keys: list[str], *, host: str, port: int, path: str, worke
     """Run the receiver on uvicorn until SIGTERM or SIGINT (``siq serve``): 0, or non-zero if it could not start.
 
     The archive is put in order first (torn tails cut, closed days compressed, for every slot no
-    running receiver holds); raises :class:`~siq_schemas.archive.ArchiveError` when it cannot be
+    running receiver holds); raises :class:`~siq_schemas.exceptions.ArchiveError` when it cannot be
     used or has fewer free writer slots than ``workers``.
     """
     clock = _file_clock(os.environ[CLOCK_VARIABLE]) if os.environ.get(CLOCK_VARIABLE) else time.time

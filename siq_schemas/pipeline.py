@@ -45,7 +45,7 @@ import pyarrow.parquet as pq
 
 from . import _lock, _signals, _workers, drift, merge, storage, write
 from ._stage import FileResult, Task, stage_file
-from .exceptions import SiqSchemasError, Unreadable
+from .exceptions import REASONS, AccountingError, OutputError, RunFailed, SiqSchemasError, Unreadable
 from .keys import Keyring, as_keyring
 from .read import EMPTY_SHA256, LIMITS, LINE_SUFFIXES, Limits, expand, lines_digest, prefix_digest
 from .tables import FORMAT, TABLES
@@ -62,19 +62,6 @@ PARALLEL_BYTES = 4 << 20
 ENGINES = ("local", "dask")
 #: Where a run says that it rebuilds the output, and which known inputs are gone (a warning each).
 log = logging.getLogger("siq_schemas")
-REASONS = ("unreadable", "signature-missing", "signature-invalid", "unknown-event", "schema-invalid")
-
-
-class AccountingError(SiqSchemasError, AssertionError):
-    """records_read != events_written + duplicates + rejected, or rejected != reject rows added: rows went missing."""
-
-    code = "accounting"
-
-
-class RunFailed(SiqSchemasError, RuntimeError):
-    """The run stopped part-way for a reason outside it (a worker process was killed); the output is as it was."""
-
-    code = "run-failed"
 
 
 @dataclass
@@ -125,7 +112,7 @@ class Report:
         if self.drift:
             lines.append(
                 f"drift: {self.drift:,} findings the schemas do not describe, listed in "
-                f"{self.out.rstrip('/')}/{drift.REPORT} (`siq drift SOURCE...` prints them)"
+                f"{self.out.rstrip('/')}/{storage.DRIFT} (`siq drift SOURCE...` prints them)"
             )
         return "\n".join(lines)
 
@@ -169,7 +156,7 @@ def convert(
     the inputs the output knows that still exist (those gone are left out, with
     a warning on the ``siq_schemas`` logger, and named in ``Report.gone``).
 
-    Raises :class:`~siq_schemas.write.OutputError` when the output cannot be
+    Raises :class:`~siq_schemas.exceptions.OutputError` when the output cannot be
     written (a full disk, a folder without write permission), ``KeyboardInterrupt``
     when interrupted (Ctrl-C) and :class:`~siq_schemas.exceptions.Terminated`
     on SIGTERM or SIGHUP (while it runs in the main thread, ``convert`` handles
@@ -206,7 +193,7 @@ def convert(
     settings = _settings(keyring, allow_unsigned, limits)
     out_path = write.target(target)
     with _signals.handled() as interrupted, _lock.held(out_path, wait):
-        previous = write.read_manifest(out_path)
+        previous = storage.read_manifest(out_path)
         report = Report(out=str(target))
         temp = write.prepare(out_path)
         try:
@@ -275,7 +262,7 @@ def _failure(error: Exception, out: Path, stopped: list[int] | None = None) -> B
     exception, whatever the error: DuckDB and pyarrow turn the interrupt into
     errors of their own. A full disk or a folder that cannot be written (an
     ``OSError``, or DuckDB's I/O, transaction, memory or fatal errors) is an
-    :class:`~siq_schemas.write.OutputError`, a worker that died a
+    :class:`~siq_schemas.exceptions.OutputError`, a worker that died a
     :class:`RunFailed`: one clear line, not a traceback.
     """
     if stopped:
@@ -286,7 +273,7 @@ def _failure(error: Exception, out: Path, stopped: list[int] | None = None) -> B
         return RunFailed("a worker process died (killed, or out of memory?); the previous output is unchanged")
     if isinstance(error, OSError | duckdb.OperationalError | duckdb.FatalException | duckdb.PermissionException):
         reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error).strip().splitlines()[0]
-        return write.OutputError(f"{out}: cannot write the new output ({reason}); the previous output is unchanged")
+        return OutputError(f"{out}: cannot write the new output ({reason}); the previous output is unchanged")
     return None
 
 
@@ -560,4 +547,4 @@ def _write_manifest(temp: Path, inputs: dict[str, dict[str, Any]], settings: dic
         "last_run": {key: value for key, value in report.to_dict().items() if key != "tables"},
         "tables": report.tables,
     }
-    (temp / write.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    (temp / storage.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

@@ -30,8 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .archive import Archive, ArchiveError, Slot, day_of, timestamp
-from .exceptions import KeyInvalid, SignatureError, SignatureMissing
+from .archive import Archive, Slot, day_of, timestamp
+from .exceptions import ArchiveError, KeyInvalid, SignatureError, SignatureMissing
 from .keys import Keyring, KeySource, load_keys
 from .parse import encode
 from .read import LIMITS

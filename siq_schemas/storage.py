@@ -41,20 +41,15 @@ from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any
 
 from ._text import path_text
-from .exceptions import SiqSchemasError
+from .exceptions import OutputError, StorageError
 
 if TYPE_CHECKING:
     from .pipeline import Report
 
-MANIFEST = "_manifest.json"  # as write.MANIFEST: this module imports neither pyarrow nor DuckDB
-DRIFT = "_drift.json"  # as drift.REPORT
+#: The files of an output beside its tables: what it holds and how it was made, and its schema drift.
+MANIFEST = "_manifest.json"
+DRIFT = "_drift.json"
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
-
-
-class StorageError(SiqSchemasError, OSError):
-    """An object store cannot be used: its fsspec implementation is missing, or it is not a siq output."""
-
-    code = "storage-error"
 
 
 def is_url(source: str | os.PathLike[str]) -> bool:
@@ -165,19 +160,29 @@ def convert_to(url: str, build: Callable[[Path], Report]) -> Report:
     return report
 
 
-def read_manifest(url: str) -> dict[str, Any] | None:
-    """The manifest of the output at ``url``, or None when there is none."""
-    fs, root = filesystem(url)
-    fs.invalidate_cache()
+def read_manifest(out: Path | str) -> dict[str, Any] | None:
+    """The manifest of the output at ``out`` (a folder, or a URL), or None when there is no output yet."""
+    where: Path | str = out / MANIFEST if isinstance(out, Path) else f"{out.rstrip('/')}/{MANIFEST}"
+    failure: type[OutputError | StorageError] = OutputError if isinstance(out, Path) else StorageError
+    read = (out / MANIFEST).read_bytes if isinstance(out, Path) else _remote_file(out, MANIFEST)
     try:
-        data = fs.cat_file(f"{root.rstrip('/')}/{MANIFEST}")
-    except FileNotFoundError:
+        data = read()
+    except (FileNotFoundError, NotADirectoryError):
         return None
+    except OSError as error:
+        raise failure(f"{where}: unreadable manifest ({error}); remove the folder to start again") from None
     try:
         manifest: dict[str, Any] = json.loads(data)
     except ValueError as error:
-        raise StorageError(f"{url}/{MANIFEST}: unreadable manifest ({error})") from None
+        raise failure(f"{where}: unreadable manifest ({error}); remove the folder to start again") from None
     return manifest
+
+
+def _remote_file(url: str, name: str) -> Callable[[], bytes]:
+    """What reads file ``name`` of the output at ``url`` afresh (not from fsspec's cache of listings)."""
+    fs, root = filesystem(url)
+    fs.invalidate_cache()
+    return lambda: fs.cat_file(f"{root.rstrip('/')}/{name}")
 
 
 def table_files(out: str | os.PathLike[str], name: str) -> list[str]:

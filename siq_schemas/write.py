@@ -12,34 +12,26 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import glob
-import json
 import os
 import shutil
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .exceptions import SiqSchemasError
+from .exceptions import OutputError
+from .storage import MANIFEST
 
-MANIFEST = "_manifest.json"
 #: Rows per Parquet file of a final table (a file is closed at the first row group past it).
 ROWS_PER_FILE = 1_000_000
 #: Data per row group of a final table.
 ROW_GROUP_BYTES = 32 << 20
 _TEMP_MARK = ".siq-tmp-"
 _OLD_MARK = ".siq-old-"
-
-
-class OutputError(SiqSchemasError, OSError):
-    """The output folder cannot be used (not a siq output, not writable, ...)."""
-
-    code = "output-error"
 
 
 def write_staged(tables: dict[str, pa.Table], stage: Path, name: str, buckets: int = 1) -> None:
@@ -112,17 +104,6 @@ def write_table(batches: Iterator[pa.RecordBatch], schema: pa.Schema, folder: Pa
 def _cast(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     arrays = [batch.column(field.name).cast(field.type) for field in schema]
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
-
-
-def read_manifest(out: Path) -> dict[str, Any] | None:
-    """The manifest of an existing output, or None when there is no output yet."""
-    path = out / MANIFEST
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise OutputError(f"{path}: unreadable manifest ({error}); remove the folder to start again") from None
 
 
 def target(out: Path) -> Path:

@@ -105,7 +105,7 @@ def test_an_unreachable_scheduler_is_a_clear_error(tmp_path, monkeypatch):
     """A scheduler that does not answer raises ClusterError naming its address, quickly."""
     monkeypatch.setattr(_dask, "CONNECT_TIMEOUT", "1s")
     write_lines(tmp_path / "a.jsonl", chat()[:1])
-    with pytest.raises(_dask.ClusterError, match=r"tcp://127\.0\.0\.1:9"):
+    with pytest.raises(siq_schemas.ClusterError, match=r"tcp://127\.0\.0\.1:9"):
         siq_schemas.convert(tmp_path / "a.jsonl", tmp_path / "out", engine="dask", scheduler="tcp://127.0.0.1:9")
     assert not (tmp_path / "out").exists()
 

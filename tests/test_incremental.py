@@ -17,8 +17,7 @@ import pytest
 import zstandard
 
 import siq_schemas
-from siq_schemas import merge
-from siq_schemas.pipeline import AccountingError
+from siq_schemas import AccountingError, merge
 from siq_schemas.tables import TABLES
 from tests.conftest import DEPARTMENT_DELETED, KEYS, delivery
 

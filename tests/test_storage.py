@@ -185,12 +185,12 @@ def test_a_url_that_is_not_a_siq_output_is_refused(tmp_path):
     fs = fsspec.filesystem("memory")
     fs.pipe_file(f"/{tmp_path.name}/other/data.csv", b"a,b\n")
     write_lines(tmp_path / "a.jsonl", chat()[:1])
-    with pytest.raises(storage.StorageError, match="not a siq output"):
+    with pytest.raises(siq_schemas.StorageError, match="not a siq output"):
         siq_schemas.convert(tmp_path / "a.jsonl", f"memory://{tmp_path.name}/other")
     assert objects(fs, f"memory://{tmp_path.name}/other") == ["data.csv"]
     with pytest.raises(siq_schemas.Unreadable, match="no such file"):
         siq_schemas.convert(f"memory://{tmp_path.name}/missing/", tmp_path / "out")
-    with pytest.raises(storage.StorageError, match="no siq output"):
+    with pytest.raises(siq_schemas.StorageError, match="no siq output"):
         siq_schemas.table_files(f"memory://{tmp_path.name}/nothing", "events")
 
 
