@@ -38,9 +38,9 @@ _LAZY = {
     "verify_delivery": "verify",
     "verify_signature": "verify",
     "convert": "pipeline",
-    "read_table": "pipeline",
+    "read_table": "output",
     "Report": "pipeline",
-    "table_files": "storage",
+    "table_files": "output",
 }
 
 

@@ -43,7 +43,7 @@ from typing import Any
 import duckdb
 import pyarrow.parquet as pq
 
-from . import _lock, _signals, _workers, drift, merge, storage, write
+from . import _signals, _workers, drift, merge, output, storage
 from ._stage import FileResult, Task, stage_file
 from .exceptions import REASONS, AccountingError, OutputError, RunFailed, SiqSchemasError, Unreadable
 from .keys import Keyring, as_keyring
@@ -112,7 +112,7 @@ class Report:
         if self.drift:
             lines.append(
                 f"drift: {self.drift:,} findings the schemas do not describe, listed in "
-                f"{self.out.rstrip('/')}/{storage.DRIFT} (`siq drift SOURCE...` prints them)"
+                f"{self.out.rstrip('/')}/{output.DRIFT} (`siq drift SOURCE...` prints them)"
             )
         return "\n".join(lines)
 
@@ -172,18 +172,12 @@ def convert(
     ``engine="dask"`` stages the files as tasks on the Dask cluster at
     ``scheduler`` (a local cluster of ``workers`` processes without one; see
     :mod:`siq_schemas._dask`). Sources and ``out`` may be fsspec URLs
-    (``s3://bucket/out``, see :mod:`siq_schemas.storage`).
+    (``s3://bucket/out``, see :mod:`siq_schemas.storage` and :mod:`siq_schemas.output`).
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; engines: {', '.join(ENGINES)}")
     if scheduler is not None and engine != "dask":
         raise ValueError("a scheduler address needs engine='dask'")
-    target = storage.location(out)
-    if isinstance(target, str):  # built in a local folder, then published
-        options = {"keys": keys, "allow_unsigned": allow_unsigned, "workers": workers, "progress": progress}
-        options |= {"max_record_bytes": max_record_bytes, "max_depth": max_depth, "max_ratio": max_ratio}
-        options |= {"engine": engine, "scheduler": scheduler, "rebuild": rebuild, "wait": wait}
-        return storage.convert_to(target, lambda local: convert(sources, local, **options))
     started = time.perf_counter()
     limits = Limits(max_record_bytes, max_depth, max_ratio)
     if isinstance(sources, str | os.PathLike):
@@ -191,11 +185,11 @@ def convert(
     paths = expand(sources)
     keyring = None if keys is None else as_keyring(keys)
     settings = _settings(keyring, allow_unsigned, limits)
-    out_path = write.target(target)
-    with _signals.handled() as interrupted, _lock.held(out_path, wait):
-        previous = storage.read_manifest(out_path)
-        report = Report(out=str(target))
-        temp = write.prepare(out_path)
+    with _signals.handled() as interrupted, output.opened(out, wait) as held:
+        out_path = held.folder
+        previous = held.previous()
+        report = Report(out=held.name)
+        temp = held.prepare()
         try:
             reason = "rebuild asked for" if rebuild and previous else _outdated(previous, settings, out_path)
             if not reason:
@@ -205,7 +199,7 @@ def convert(
             if reason:  # only an existing output is rebuilt
                 log.warning("siq convert: %s: rebuilding from the sources", reason)
                 paths, gone = _rebuild_sources(paths, previous or {})
-                report = Report(out=str(target), rebuilt=reason, gone=gone)
+                report = Report(out=held.name, rebuilt=reason, gone=gone)
                 tasks, inputs, _ = _plan(paths, {}, keyring, allow_unsigned, temp / "_stage", report, limits)
             base = out_path if previous is not None and not reason else None  # the output merged with
             size = _merged_size(tasks, base)
@@ -230,7 +224,7 @@ def convert(
             _write_manifest(temp, inputs, settings, report)
             shutil.rmtree(temp / "_stage", ignore_errors=True)
             shutil.rmtree(temp / "_spill", ignore_errors=True)
-            write.commit(temp, out_path)
+            held.commit(temp)
         except BaseException as error:
             with _signals.held_back():  # a second Ctrl-C does not cut the cleanup short
                 shutil.rmtree(temp, ignore_errors=True)
@@ -275,16 +269,6 @@ def _failure(error: Exception, out: Path, stopped: list[int] | None = None) -> B
         reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error).strip().splitlines()[0]
         return OutputError(f"{out}: cannot write the new output ({reason}); the previous output is unchanged")
     return None
-
-
-def read_table(out: str | os.PathLike[str], name: str) -> Any:
-    """One output table of ``out`` (a folder, or a URL) as a pandas DataFrame."""
-    if name not in TABLES:
-        raise KeyError(f"unknown table {name!r}; tables: {', '.join(TABLES)}")
-    where = storage.location(out)
-    if isinstance(where, str):
-        return storage.read_table(where, name, TABLES[name].schema)
-    return pq.read_table(where / name, schema=TABLES[name].schema).to_pandas()
 
 
 # ---------------------------------------------------------------------------- planning
@@ -547,4 +531,4 @@ def _write_manifest(temp: Path, inputs: dict[str, dict[str, Any]], settings: dic
         "last_run": {key: value for key, value in report.to_dict().items() if key != "tables"},
         "tables": report.tables,
     }
-    (temp / storage.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    (temp / output.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pytest
 
 import siq_schemas
-from siq_schemas import merge, pipeline, write
+from siq_schemas import merge, output, pipeline, write
 from siq_schemas.cli import main
 from tests.conftest import write_lines
 from tests.test_convert import chat, envelope
@@ -179,7 +179,7 @@ def full_disk(monkeypatch: pytest.MonkeyPatch, where: str) -> None:
         "merge": (merge, "_copy"),
         "table": (write, "write_table"),
         "manifest": (pipeline, "_write_manifest"),
-        "commit": (write, "_fsync_tree"),
+        "commit": (output, "_fsync_tree"),
     }[where]
     monkeypatch.setattr(*target, fail)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 
-from siq_schemas import drift, storage
+from siq_schemas import drift, output
 
 #: A generous bound on a run's peak memory: each of these archives took 1.8 to 2.5 GB before it was bounded.
 PEAK = 1 << 30
@@ -51,7 +51,7 @@ def test_many_distinct_unknown_fields_keep_memory_and_the_drift_report_small(tmp
     )
     archive = write_archive(tmp_path / "fields.jsonl", records)
     assert peak_of_convert(archive, tmp_path / "out") < PEAK
-    report_file = tmp_path / "out" / storage.DRIFT
+    report_file = tmp_path / "out" / output.DRIFT
     assert report_file.stat().st_size < 4 << 20
     report = json.loads(report_file.read_text())
     unknown = [f for f in report["findings"] if f["kind"] == "unknown-field"]
