@@ -23,11 +23,11 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
-from pathlib import Path
 
 from . import _signals
 from ._stage import FileResult, Task, stage_file
 from .exceptions import ClusterError
+from .staging import Staging
 
 #: How long to try to reach a scheduler before giving up.
 CONNECT_TIMEOUT = "20s"
@@ -77,7 +77,7 @@ def staged_on_cluster(
         def staged() -> Iterator[tuple[Task, FileResult]]:
             for future, (result, files) in as_completed(futures, loop=client.loop, with_results=True):
                 task = by_key[future.key]
-                _unpack(files, Path(task.stage))
+                Staging(task.stage).unpack(files)
                 future.release()
                 yield task, result
 
@@ -92,12 +92,4 @@ def _stage_elsewhere(task: Task) -> tuple[FileResult, dict[str, bytes]]:
     """Stage one file into a temporary folder (on a worker); its result and its staged files by relative path."""
     with tempfile.TemporaryDirectory(prefix="siq-stage-") as folder:
         result = stage_file(replace(task, stage=folder))
-        files = {path.relative_to(folder).as_posix(): path.read_bytes() for path in Path(folder).rglob("*.parquet")}
-    return result, files
-
-
-def _unpack(files: dict[str, bytes], stage: Path) -> None:
-    for name, data in files.items():
-        target = stage / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        return result, Staging(folder).pack()

@@ -17,18 +17,18 @@ import gc
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from . import storage, write
+from . import storage
 from .dedupe import event_key
 from .drift import Drift
 from .exceptions import PayloadInvalid, SignatureMissing, SiqSchemasError, Unreadable
-from .flatten import CONVERT, Rows, received_at_ms
+from .flatten import CONVERT, Delivery, Rows, received_at_ms
 from .keys import Keyring, load_keys
 from .read import LIMITS, Limits, Record, Tail, read_records
+from .staging import Staging
 from .tables import TABLES
 from .validate import validate
 from .verify import record_key
@@ -81,13 +81,14 @@ def stage_file(task: Task) -> FileResult:
     keyring = load_keys(*task.keys) if task.keys else None
     result = FileResult(storage.key(storage.location(task.path)), resumed=task.skip_lines > 0)
     rows, rejects = Rows(), _Rejects()
+    staging = Staging(task.stage, task.buckets)
     batch = raw_bytes = 0
 
     def flush() -> None:
         nonlocal rows, rejects, batch, raw_bytes
         tables = rows.tables()
         tables["rejects"] = rejects.table()
-        write.write_staged(tables, Path(task.stage), f"{task.index:06d}-{batch:05d}", task.buckets)
+        staging.write(tables, f"{task.index:06d}-{batch:05d}")
         rows, rejects, batch, raw_bytes = Rows(), _Rejects(), batch + 1, 0
         gc.collect(1)  # the young generations only: a full collection costs ~35 ms, per file
 
@@ -129,11 +130,10 @@ def _records(task: Task, result: FileResult) -> Iterator[Record]:
 
 def _accept(
     record: Record, keyring: Keyring | None, allow_unsigned: bool, max_depth: int, found: Drift
-) -> tuple[dict[str, Any], tuple[Any, ...]]:
+) -> tuple[dict[str, Any], Delivery]:
     """The payload and delivery facts of an acceptable record; raise the reject's error otherwise.
 
-    The facts are the ``_deliveries`` columns after ``event_key``: attempt, signature, key id,
-    webhook id, ``received_at`` and source. Every payload that parses is checked for drift into
+    Every payload that parses is checked for drift into
     ``found``, rejected or not; that check also judges it, so only an invalid payload is
     validated again, to be explained.
     """
@@ -153,7 +153,7 @@ def _accept(
     if not found.add(payload, record.source, record.line):
         validate(payload)  # raises the error that explains it
     webhook = payload.get("webhook")
-    return payload, (
+    return payload, Delivery(
         _count(payload.get("attempt")),
         status,
         key_id,

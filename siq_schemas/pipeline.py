@@ -48,6 +48,7 @@ from ._stage import FileResult, Task, stage_file
 from .exceptions import REASONS, AccountingError, OutputError, RunFailed, SiqSchemasError, Unreadable
 from .keys import Keyring, as_keyring
 from .read import EMPTY_SHA256, LIMITS, LINE_SUFFIXES, Limits, expand, lines_digest, prefix_digest
+from .staging import Staging
 from .tables import FORMAT, TABLES
 
 #: Input (as JSON) merged per pass: above it, rows are bucketed by event key (see :func:`_buckets`).
@@ -218,11 +219,12 @@ def convert(
             report.drift = len(drift.save(temp, base, found))
             if progress:
                 print(f"siq convert: merging {report.records_read:,} records into the tables...", file=sys.stderr)
-            report.tables, report.duplicates = merge.build(temp, base, workers or os.cpu_count() or 1, buckets, ranges)
+            staging = Staging(temp / "_stage", buckets)
+            report.tables, report.duplicates = merge.build(staging, temp, base, workers or os.cpu_count() or 1, ranges)
             _account(report, previous["tables"] if base is not None and previous else {})
             report.seconds = time.perf_counter() - started
             _write_manifest(temp, inputs, settings, report)
-            shutil.rmtree(temp / "_stage", ignore_errors=True)
+            staging.remove()
             shutil.rmtree(temp / "_spill", ignore_errors=True)
             held.commit(temp)
         except BaseException as error:

@@ -1,4 +1,4 @@
-"""Write stage: staged batches and final Parquet tables (the output's commit is :mod:`siq_schemas.output`'s)."""
+"""Write stage: the final Parquet tables of an output (staged batches are :mod:`siq_schemas.staging`'s)."""
 
 from __future__ import annotations
 
@@ -6,39 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 #: Rows per Parquet file of a final table (a file is closed at the first row group past it).
 ROWS_PER_FILE = 1_000_000
 #: Data per row group of a final table.
 ROW_GROUP_BYTES = 32 << 20
-
-
-def write_staged(tables: dict[str, pa.Table], stage: Path, name: str, buckets: int = 1) -> None:
-    """Write one batch of staged tables as ``stage/<table>/bNN/<name>.parquet`` (empty ones are skipped).
-
-    Rows are split into ``buckets`` by the first hex digit of their ``event_key``
-    (see :func:`bucket_sql`), so that the merge can take one bucket at a time.
-    """
-    for table, data in tables.items():
-        if not data.num_rows:
-            continue
-        if buckets > 1 and "event_key" in data.column_names:
-            ids = pa.array([int(key[0], 16) % buckets for key in data.column("event_key").to_pylist()])
-            parts = [(bucket, data.filter(pc.equal(ids, bucket))) for bucket in range(buckets)]
-        else:
-            parts = [(0, data)]
-        for bucket, part in parts:
-            if part.num_rows:
-                folder = stage / table / f"b{bucket:02d}"
-                folder.mkdir(parents=True, exist_ok=True)
-                pq.write_table(part, folder / f"{name}.parquet", compression="zstd")
-
-
-def bucket_sql(bucket: int, buckets: int) -> str:
-    """The SQL condition true for the rows of ``bucket`` (as split by :func:`write_staged`)."""
-    return f"(instr('0123456789abcdef', left(event_key, 1)) - 1) % {buckets} = {bucket}"
 
 
 def write_table(batches: Iterator[pa.RecordBatch], schema: pa.Schema, folder: Path) -> int:

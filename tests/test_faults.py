@@ -25,6 +25,7 @@ import pytest
 import siq_schemas
 from siq_schemas import merge, output, pipeline, write
 from siq_schemas.cli import main
+from siq_schemas.staging import Staging
 from tests.conftest import write_lines
 from tests.test_convert import chat, envelope
 from tests.test_runs import snapshot
@@ -175,7 +176,7 @@ def full_disk(monkeypatch: pytest.MonkeyPatch, where: str) -> None:
         raise ENOSPC
 
     target = {
-        "stage": (write, "write_staged"),
+        "stage": (Staging, "write"),
         "merge": (merge, "_copy"),
         "table": (write, "write_table"),
         "manifest": (pipeline, "_write_manifest"),

@@ -18,6 +18,7 @@ import zstandard
 
 import siq_schemas
 from siq_schemas import AccountingError, merge
+from siq_schemas.staging import Staging
 from siq_schemas.tables import TABLES
 from tests.conftest import DEPARTMENT_DELETED, KEYS, delivery
 
@@ -310,10 +311,10 @@ def test_staged_rows_that_go_missing_fail_the_run(tmp_path, monkeypatch, staged)
         handle.writelines([*lines(4, 10), *lines(2), "{broken\n"])
     build = merge.build
 
-    def losing(temp: Path, *arguments):
-        files = sorted((temp / "_stage" / staged).rglob("*.parquet"))
+    def losing(staging: Staging, *arguments):
+        files = sorted((staging.folder / staged).rglob("*.parquet"))
         files[0].unlink()
-        return build(temp, *arguments)
+        return build(staging, *arguments)
 
     monkeypatch.setattr(merge, "build", losing)
     with pytest.raises(AccountingError, match="rows went missing"):

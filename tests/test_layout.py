@@ -109,3 +109,10 @@ def test_metrics_import_neither_duckdb_nor_the_converter():
     assert "siq_schemas.metrics" in loaded
     assert not [module for module in loaded if module.startswith("duckdb")]
     assert not {"siq_schemas.pipeline", "siq_schemas.read", "siq_schemas._workers"} & set(loaded)
+
+
+def test_delivery_facts_are_the_deliveries_columns():
+    """The typed delivery facts a stage hands to flatten are the staged `_deliveries` columns after `event_key`."""
+    from siq_schemas.flatten import DELIVERIES, Delivery
+
+    assert ("event_key", *Delivery._fields) == tuple(column.name for column in DELIVERIES.columns)
