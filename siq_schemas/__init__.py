@@ -37,10 +37,10 @@ _LAZY = {
     "validate": "validate",
     "verify_delivery": "verify",
     "verify_signature": "verify",
-    "convert": "pipeline",
-    "read_table": "output",
-    "Report": "pipeline",
-    "table_files": "output",
+    "convert": "converter",
+    "read_table": "converter",
+    "Report": "converter",
+    "table_files": "converter",
 }
 
 

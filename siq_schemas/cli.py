@@ -218,8 +218,8 @@ def convert_command(
     output cannot be written (the previous output is kept), 130 when
     interrupted, 143 on SIGTERM, 129 on SIGHUP.
     """
+    from .converter import convert  # pyarrow and duckdb load only for this command
     from .exceptions import Terminated
-    from .pipeline import convert  # pyarrow and duckdb load only for this command
 
     if scheduler is not None and engine != "dask":
         raise click.UsageError("--scheduler needs --engine dask")

@@ -50,7 +50,7 @@ from typing import Any
 
 from . import _registry
 from ._text import printable
-from .output import DRIFT
+from .tables import DRIFT
 from .validate import ZOBOT, verdict, zobot_request
 
 #: Version of the report's layout.

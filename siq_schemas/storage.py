@@ -7,7 +7,7 @@ places (``AWS_*`` variables and ``~/.aws`` for S3, Google application default
 credentials for GCS) and from fsspec's own configuration
 (``FSSPEC_<PROTOCOL>_<OPTION>`` variables, ``~/.config/fsspec/``).
 
-How an output at a URL is written and read is :mod:`siq_schemas.output`'s.
+How an output at a URL is written and read is :mod:`siq_schemas.converter.output`'s.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import siq_schemas
-from siq_schemas import _dask, pipeline
+from siq_schemas.converter import _dask, plan
 from tests.conftest import KEYS, delivery, write_lines
 from tests.test_convert import _tables, chat, envelope
 
@@ -83,7 +83,7 @@ def test_a_file_gone_before_its_task_runs_is_one_reject_and_read_when_back(tmp_p
     before = _tables(tmp_path / "out")
     record = delivery(chat()[0], received_at="2026-03-01T12:00:00Z")
     gone = write_lines(archive / "part-5.jsonl", [record])
-    fingerprint = pipeline._fingerprint
+    fingerprint = plan.fingerprint
 
     def fingerprint_then_remove(path):
         found = fingerprint(path)
@@ -91,7 +91,7 @@ def test_a_file_gone_before_its_task_runs_is_one_reject_and_read_when_back(tmp_p
             gone.unlink()  # gone between planning and staging: the worker cannot open it
         return found
 
-    monkeypatch.setattr(pipeline, "_fingerprint", fingerprint_then_remove)
+    monkeypatch.setattr(plan, "fingerprint", fingerprint_then_remove)
     report = siq_schemas.convert(archive, tmp_path / "out", keys=KEY_A, engine="dask", scheduler=cluster)
     assert (report.records_read, report.rejected_by_reason["unreadable"], report.events_written) == (1, 1, 0)
     assert _tables(tmp_path / "out")["events"] == before["events"]

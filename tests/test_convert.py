@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import siq_schemas
-from siq_schemas import pipeline
+from siq_schemas.converter import engines, plan
 from siq_schemas.tables import TABLES
 from tests.conftest import DEPARTMENT_DELETED, KEYS, RATED, delivery, write_lines
 
@@ -92,7 +92,7 @@ def chat() -> list[dict]:
     ]
 
 
-def convert(tmp_path: Path, records: list, out: str = "out", **options) -> pipeline.Report:
+def convert(tmp_path: Path, records: list, out: str = "out", **options) -> siq_schemas.Report:
     archive = tmp_path / f"archive-{out}"
     archive.mkdir()
     write_lines(archive / "part0.jsonl", records)
@@ -284,7 +284,7 @@ def test_a_grown_file_adds_only_its_new_lines(tmp_path):
 
 def test_output_does_not_depend_on_the_number_of_workers(tmp_path, monkeypatch):
     """Several files staged by two worker processes give the same tables as one process."""
-    monkeypatch.setattr(pipeline, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(engines, "PARALLEL_BYTES", 0)
     payloads = chat()
     for index in range(4):
         write_lines(tmp_path / f"{index}.jsonl", [delivery(p) for p in payloads[index::4]] + [delivery(payloads[0])])
@@ -312,8 +312,8 @@ def test_merging_in_buckets_gives_the_same_tables(tmp_path, monkeypatch):
     write_lines(first / "1.jsonl", records[:7])
     write_lines(second / "2.jsonl", records[7:])
     siq_schemas.convert([first, second], tmp_path / "single", keys=KEY_A)
-    monkeypatch.setattr(pipeline, "BUCKET_BYTES", 1)
-    monkeypatch.setattr(pipeline, "RANGE_BYTES", 1)
+    monkeypatch.setattr(plan, "BUCKET_BYTES", 1)
+    monkeypatch.setattr(plan, "RANGE_BYTES", 1)
     bucketed = siq_schemas.convert([first, second], tmp_path / "bucketed", keys=KEY_A)
     siq_schemas.convert(first, tmp_path / "halves", keys=KEY_A)
     siq_schemas.convert(second, tmp_path / "halves", keys=KEY_A)

@@ -23,9 +23,9 @@ import pyarrow as pa
 import pytest
 
 import siq_schemas
-from siq_schemas import merge, output, pipeline, write
 from siq_schemas.cli import main
-from siq_schemas.staging import Staging
+from siq_schemas.converter import merge, output, plan, write
+from siq_schemas.converter.staging import Staging
 from tests.conftest import write_lines
 from tests.test_convert import chat, envelope
 from tests.test_runs import snapshot
@@ -102,14 +102,14 @@ def test_a_source_removed_mid_run_is_one_reject_and_read_when_back(tmp_path, mon
     archive.mkdir()
     write_lines(archive / "a.jsonl", chat()[:5])
     write_lines(archive / "b.jsonl", chat()[5:])
-    plan = pipeline._plan
+    plan_files = plan.plan_files
 
     def plan_then_remove(*args):
-        planned = plan(*args)
+        planned = plan_files(*args)
         (archive / "b.jsonl").rename(tmp_path / "b.jsonl")
         return planned
 
-    monkeypatch.setattr(pipeline, "_plan", plan_then_remove)
+    monkeypatch.setattr(plan, "plan_files", plan_then_remove)
     report = siq_schemas.convert(archive, tmp_path / "out")
     monkeypatch.undo()
     assert (report.records_read, report.events_written, report.rejected_by_reason["unreadable"]) == (6, 5, 1)
@@ -179,7 +179,7 @@ def full_disk(monkeypatch: pytest.MonkeyPatch, where: str) -> None:
         "stage": (Staging, "write"),
         "merge": (merge, "_copy"),
         "table": (write, "write_table"),
-        "manifest": (pipeline, "_write_manifest"),
+        "manifest": (output, "write_manifest"),
         "commit": (output, "_fsync_tree"),
     }[where]
     monkeypatch.setattr(*target, fail)

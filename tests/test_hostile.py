@@ -28,7 +28,7 @@ SAMPLE = Path(__file__).parent.parent / "data" / "sample"
 GOOD = json.dumps(DEPARTMENT_DELETED)
 
 
-def convert(archive: Path, out: Path, **options) -> tuple[siq_schemas.pipeline.Report, list[dict]]:
+def convert(archive: Path, out: Path, **options) -> tuple[siq_schemas.Report, list[dict]]:
     """Convert, check the identity and that the rejects table holds one row with a raw record per reject."""
     report = siq_schemas.convert(archive, out, **options)
     assert report.balanced, report

@@ -17,8 +17,9 @@ import pytest
 import zstandard
 
 import siq_schemas
-from siq_schemas import AccountingError, merge
-from siq_schemas.staging import Staging
+from siq_schemas import AccountingError
+from siq_schemas.converter import merge
+from siq_schemas.converter.staging import Staging
 from siq_schemas.tables import TABLES
 from tests.conftest import DEPARTMENT_DELETED, KEYS, delivery
 

@@ -108,11 +108,64 @@ def test_metrics_import_neither_duckdb_nor_the_converter():
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert "siq_schemas.metrics" in loaded
     assert not [module for module in loaded if module.startswith("duckdb")]
-    assert not {"siq_schemas.pipeline", "siq_schemas.read", "siq_schemas._workers"} & set(loaded)
+    assert not {"siq_schemas.converter", "siq_schemas.read", "siq_schemas.converter._workers"} & set(loaded)
 
 
 def test_delivery_facts_are_the_deliveries_columns():
     """The typed delivery facts a stage hands to flatten are the staged `_deliveries` columns after `event_key`."""
-    from siq_schemas.flatten import DELIVERIES, Delivery
+    from siq_schemas.converter.flatten import DELIVERIES, Delivery
 
     assert ("event_key", *Delivery._fields) == tuple(column.name for column in DELIVERIES.columns)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Which package modules each module imports: at the top, inside functions, or for type checking alike."""
+    trees = modules()
+    graph: dict[str, set[str]] = {name: set() for name in trees}
+    for name, tree in trees.items():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("siq_schemas")):
+                target = imported(name, node)
+                for alias in node.names:  # `from . import x` names a module; `from .x import y` the module x
+                    graph[name].add(f"{target}.{alias.name}" if f"{target}.{alias.name}" in trees else target)
+            elif isinstance(node, ast.Import):
+                graph[name] |= {alias.name for alias in node.names if alias.name in trees}
+        graph[name] -= {name, "siq_schemas"}  # the package's lazy names are no import of a module
+    return graph
+
+
+def cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One cycle of ``graph`` (empty when it has none), found by a depth-first walk."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def walk(node: str) -> list[str]:
+        state[node] = 1
+        path.append(node)
+        for target in sorted(graph.get(node, ())):
+            if state.get(target) == 1:
+                return [*path[path.index(target) :], target]
+            if target not in state and (found := walk(target)):
+                return found
+        state[node] = 2
+        path.pop()
+        return []
+
+    for node in sorted(graph):
+        if node not in state and (found := walk(node)):
+            return found
+    return []
+
+
+def test_the_package_has_no_import_cycle():
+    """No module of the package (the sample generator aside) imports itself through others, lazy and type-only too."""
+    graph = {name: targets for name, targets in import_graph().items() if not name.startswith("siq_schemas.sample")}
+    assert "siq_schemas.converter.stage" in graph["siq_schemas.converter.engines"], "the walk sees the imports"
+    assert cycle({"a": {"b"}, "b": {"a"}}) == ["a", "b", "a"], "the walk finds a cycle"
+    assert cycle(graph) == []
+
+
+def test_package_modules_stay_small():
+    """Every module of the converter holds at most about 400 lines, so that each reads as one job."""
+    sizes = {path.name: len(path.read_text().splitlines()) for path in (PACKAGE / "converter").glob("*.py")}
+    assert max(sizes.values()) <= 420, sizes

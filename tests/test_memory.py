@@ -10,7 +10,8 @@ from pathlib import Path
 
 import duckdb
 
-from siq_schemas import drift, output
+from siq_schemas import drift
+from siq_schemas.converter import output
 
 #: A generous bound on a run's peak memory: each of these archives took 1.8 to 2.5 GB before it was bounded.
 PEAK = 1 << 30

@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import siq_schemas
-from siq_schemas import pipeline, storage
+from siq_schemas import storage
+from siq_schemas.converter import engines
 from siq_schemas.tables import TABLES
 from tests.conftest import KEYS, delivery, write_lines
 from tests.test_convert import _tables, chat, envelope
@@ -100,7 +101,7 @@ def test_s3_round_trip_equals_a_local_conversion(tmp_path, s3, bucket, monkeypat
     """Sources and output on S3 give the tables of a local run; re-running adds nothing, a new file only its events."""
     local = archive(tmp_path / "archive")
     upload(s3, local, f"{bucket}/archive")
-    monkeypatch.setattr(pipeline, "PARALLEL_BYTES", 0)  # forked workers open the sources through s3fs too
+    monkeypatch.setattr(engines, "PARALLEL_BYTES", 0)  # forked workers open the sources through s3fs too
     report = siq_schemas.convert(f"{bucket}/archive", f"{bucket}/out", keys=KEY_A, workers=2)
     expected = siq_schemas.convert(local, tmp_path / "local", keys=KEY_A)
     assert report.out == f"{bucket}/out" and report.to_dict() | {"out": ""} == expected.to_dict() | {

@@ -1,14 +1,14 @@
 """Staging: one file of an archive read, verified, parsed, validated, identified and flattened.
 
-A worker of the local engine (a process of :func:`siq_schemas.pipeline.convert`)
-or a task of the Dask engine (:mod:`siq_schemas._dask`) stages one file: each
+A worker of the local engine (a process of :func:`siq_schemas.convert`)
+or a task of the Dask engine (:mod:`siq_schemas.converter._dask`) stages one file: each
 record is read (:mod:`~siq_schemas.read`), its signature checked
 (:mod:`~siq_schemas.verify`), its body parsed and validated
 (:mod:`~siq_schemas.validate`, with the drift check of :mod:`~siq_schemas.drift`),
 its identity computed (:mod:`~siq_schemas.dedupe`) and its rows flattened
-(:mod:`~siq_schemas.flatten`) into Arrow batches written to the staging folder
-(:mod:`~siq_schemas.write`). A record that fails a step becomes a row of
-``rejects``. The merge (:mod:`~siq_schemas.merge`) takes it from there.
+(:mod:`~siq_schemas.converter.flatten`) into Arrow batches written to the staging folder
+(:mod:`~siq_schemas.converter.write`). A record that fails a step becomes a row of
+``rejects``. The merge (:mod:`~siq_schemas.converter.merge`) takes it from there.
 """
 
 from __future__ import annotations
@@ -21,17 +21,17 @@ from typing import Any
 
 import pyarrow as pa
 
-from . import storage
-from .dedupe import event_key
-from .drift import Drift
-from .exceptions import PayloadInvalid, SignatureMissing, SiqSchemasError, Unreadable
+from .. import storage
+from ..dedupe import event_key
+from ..drift import Drift
+from ..exceptions import PayloadInvalid, SignatureMissing, SiqSchemasError, Unreadable
+from ..keys import Keyring, load_keys
+from ..read import LIMITS, Limits, Record, Tail, read_records
+from ..tables import TABLES
+from ..validate import validate
+from ..verify import record_key
 from .flatten import CONVERT, Delivery, Rows, received_at_ms
-from .keys import Keyring, load_keys
-from .read import LIMITS, Limits, Record, Tail, read_records
 from .staging import Staging
-from .tables import TABLES
-from .validate import validate
-from .verify import record_key
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The Dask engine: each file of an archive is staged by a task on a Dask cluster.
 
 A task does for one file what a worker process of the local engine does (read,
-verify, parse, validate, identify, flatten: :func:`siq_schemas._stage.stage_file`),
+verify, parse, validate, identify, flatten: :func:`siq_schemas.converter.stage.stage_file`),
 into a temporary folder of its worker. It returns the staged Parquet files, as
 bytes, with the file's counts and drift; this process writes them into the run's
 staging folder as they arrive. So the workers share no storage with this
@@ -24,9 +24,9 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 
-from . import _signals
-from ._stage import FileResult, Task, stage_file
-from .exceptions import ClusterError
+from .. import _signals
+from ..exceptions import ClusterError
+from .stage import FileResult, Task, stage_file
 from .staging import Staging
 
 #: How long to try to reach a scheduler before giving up.

@@ -6,11 +6,12 @@ wide rows in one query (it handles that badly), and large archives are
 merged one bucket of event keys at a time (the workers wrote the staged rows
 in buckets), so every join's hash table stays small. Each table is then
 sorted as a whole. See :mod:`siq_schemas.dedupe` for what counts as the same
-event and :mod:`siq_schemas.fold` for the folded tables.
+event and :mod:`siq_schemas.converter.fold` for the folded tables.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -18,10 +19,11 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from . import dedupe, fold, write
+from .. import dedupe
+from ..tables import HISTORY, TABLES
+from . import fold, write
 from .flatten import DELIVERIES
 from .staging import Staging, parquet_glob, sql_path
-from .tables import HISTORY, TABLES
 
 #: Rows per batch moved from DuckDB to the Parquet writer.
 BATCH_ROWS = 16_384
@@ -98,6 +100,7 @@ def build(
         _merge_table(con, partial(fold.departments_sql, *admin), "departments", buckets, temp, counts, "department_id")
     finally:
         con.close()
+    shutil.rmtree(spill, ignore_errors=True)  # DuckDB's database and the passes: not part of the output
     return {name: counts[name] for name in TABLES}, duplicates
 
 

@@ -44,16 +44,15 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from importlib.metadata import version
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from . import _lock
-from .exceptions import OutputError, StorageError
-from .storage import filesystem, location
+from .. import _lock
+from ..exceptions import OutputError, StorageError
+from ..storage import filesystem, location
+from ..tables import DRIFT, FORMAT, MANIFEST
 
-#: The files of an output beside its tables: what it holds and how it was made, and its schema drift.
-MANIFEST = "_manifest.json"
-DRIFT = "_drift.json"
 _TEMP_MARK = ".siq-tmp-"
 _OLD_MARK = ".siq-old-"
 
@@ -169,7 +168,7 @@ def read_table(out: str | os.PathLike[str], name: str) -> Any:
     """One output table of ``out`` (a folder, or a URL) as a pandas DataFrame."""
     import pyarrow.parquet as pq
 
-    from .tables import TABLES
+    from ..tables import TABLES
 
     if name not in TABLES:
         raise KeyError(f"unknown table {name!r}; tables: {', '.join(TABLES)}")
@@ -228,6 +227,28 @@ def _collect(fs: Any, root: str, keep: Iterable[str]) -> None:
     stale = [path for path in fs.find(root) if path[len(root) + 1 :] not in kept]
     if stale:
         fs.rm(stale)
+
+
+def write_manifest(
+    temp: Path, inputs: dict[str, dict[str, Any]], settings: dict[str, Any], report: dict[str, Any]
+) -> None:
+    """Write the output's ``_manifest.json``: its format, the settings that decided its rows, its inputs, and
+    ``report`` (a :class:`~siq_schemas.converter.report.Report` as a dict: the last run and the tables' counts).
+
+    Each input is known by its bytes (``size``, ``sha256``) and by its last
+    complete record: ``offset`` (in its decompressed data), ``lines`` and
+    ``prefix_sha256`` (of the data up to there), with the ``pending`` bytes after it.
+    """
+    manifest = {
+        "format": FORMAT,
+        "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "versions": {name: version(name) for name in ("siq-schemas", "pyarrow", "duckdb", "jsonschema-rs")},
+        "settings": settings,
+        "inputs": sorted(inputs.values(), key=lambda entry: entry["path"]),
+        "last_run": {key: value for key, value in report.items() if key != "tables"},
+        "tables": report["tables"],
+    }
+    (temp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
 # ---------------------------------------------------------------------------- a local output

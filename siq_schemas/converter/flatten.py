@@ -17,10 +17,10 @@ from typing import Any, NamedTuple
 
 import pyarrow as pa
 
-from .dedupe import TRANSPORT
-from .executions import FIELD
-from .parse import encode
-from .tables import BY_EVENT, EVENTS, HISTORY, Column, Table
+from ..dedupe import TRANSPORT
+from ..executions import FIELD
+from ..parse import encode
+from ..tables import BY_EVENT, EVENTS, HISTORY, Column, Table
 
 INT64 = (-(2**63), 2**63 - 1)
 

@@ -1,4 +1,4 @@
-"""Write stage: the final Parquet tables of an output (staged batches are :mod:`siq_schemas.staging`'s)."""
+"""Write stage: the final Parquet tables of an output (staged batches are :mod:`siq_schemas.converter.staging`'s)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Its layout is ``<folder>/<table>/bNN/<file>-<batch>.parquet``: one Parquet file
 per batch of a staged file, per table (the staged tables of
-:data:`siq_schemas.flatten.Rows.TABLES` and ``rejects``), in bucket ``NN`` of
+:data:`siq_schemas.converter.flatten.Rows.TABLES` and ``rejects``), in bucket ``NN`` of
 the rows' event keys. A worker writes batches (:meth:`Staging.write`), a
 worker elsewhere (the Dask engine) packs its folder for the run to unpack
 (:meth:`Staging.pack`, :meth:`Staging.unpack`), and the merge reads it through
@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ..tables import TABLES
 from .flatten import DELIVERIES, Rows, staged_schema
-from .tables import TABLES
 
 if TYPE_CHECKING:
     import duckdb
