@@ -16,7 +16,7 @@ import pytest
 import siq_schemas
 from siq_schemas import drift
 from siq_schemas.cli import main
-from siq_schemas.converter import engines, output
+from siq_schemas.converter import Tuning, output
 from siq_schemas.drift import Drift
 from siq_schemas.parse import loads
 from siq_schemas.read import expand, read_records
@@ -207,10 +207,9 @@ def test_drift_command_on_a_missing_file_is_one_clean_line(tmp_path):
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_convert_writes_the_drift_report(archive, monkeypatch, capsys, workers):
+def test_convert_writes_the_drift_report(archive, capsys, workers):
     """`siq convert` writes what `siq drift` reports to OUT/_drift.json, with one or two workers, and says so."""
-    monkeypatch.setattr(engines, "PARALLEL_BYTES", 0)
-    report = siq_schemas.convert(archive, archive.parent / "out", workers=workers)
+    report = siq_schemas.convert(archive, archive.parent / "out", workers=workers, tuning=Tuning(parallel_bytes=0))
     written = json.loads((archive.parent / "out" / output.DRIFT).read_text())
     inputs = written.pop("inputs")
     assert written == expected(archive)

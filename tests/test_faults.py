@@ -26,9 +26,9 @@ import siq_schemas
 from siq_schemas.cli import main
 from siq_schemas.converter import merge, output, plan, write
 from siq_schemas.converter.staging import Staging
+from tests.archives import chat, envelope
 from tests.conftest import write_lines
-from tests.test_convert import chat, envelope
-from tests.test_runs import snapshot
+from tests.processes import snapshot
 
 ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 

@@ -40,12 +40,10 @@ from siq_schemas.exceptions import REASONS, PayloadInvalid, UnknownEvent, Unread
 from siq_schemas.parse import loads
 from siq_schemas.read import BOM, RAW_PREFIX, Limits, read_records
 from tests import fuzzing
+from tests.archives import bomb, chat, envelope
 from tests.conftest import KEYS, sign, write_lines
 from tests.fuzzing import fuzz
-from tests.processes import siq_ready
-from tests.test_convert import chat, envelope
-from tests.test_hostile import bomb
-from tests.test_runs import snapshot
+from tests.processes import siq_ready, snapshot
 
 KEY_A = KEYS / "key_a_public.pem"
 POOL = [

@@ -14,8 +14,8 @@ import siq_schemas.tables
 from siq_schemas import _registry
 from siq_schemas.cli import main
 from siq_schemas.dedupe import event_key
+from tests.archives import chat, envelope
 from tests.conftest import KEYS, delivery, sign, write_lines
-from tests.test_convert import chat, envelope
 
 KEY_A = KEYS / "key_a_public.pem"
 

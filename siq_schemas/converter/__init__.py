@@ -10,5 +10,6 @@ from __future__ import annotations
 from .output import read_table, table_files
 from .report import Report
 from .run import convert
+from .tuning import Batch, Tuning
 
-__all__ = ["Report", "convert", "read_table", "table_files"]
+__all__ = ["Batch", "Report", "Tuning", "convert", "read_table", "table_files"]

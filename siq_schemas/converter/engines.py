@@ -12,9 +12,8 @@ from typing import Any
 
 from . import _workers
 from .stage import FileResult, Task, stage_file
+from .tuning import TUNING
 
-#: Archives smaller than this are staged in this process: starting workers would cost more.
-PARALLEL_BYTES = 4 << 20
 #: The engines that can stage the files: this machine's processes, or a Dask cluster.
 ENGINES = ("local", "dask")
 
@@ -28,9 +27,16 @@ def check(engine: str, scheduler: str | None) -> None:
 
 
 def stage(
-    tasks: list[Task], workers: int, progress: bool, engine: str = "local", scheduler: str | None = None
+    tasks: list[Task],
+    workers: int,
+    progress: bool,
+    engine: str = "local",
+    scheduler: str | None = None,
+    parallel_bytes: int = TUNING.parallel_bytes,
 ) -> list[FileResult]:
     """Stage every file, in parallel worker processes when there are several files and workers.
+
+    The local engine stages archives smaller than ``parallel_bytes`` in this process.
 
     With the ``dask`` engine, each file is a task on a Dask cluster instead (:mod:`siq_schemas.converter._dask`).
 
@@ -43,7 +49,7 @@ def stage(
             from ._dask import staged_on_cluster
 
             staged = stack.enter_context(staged_on_cluster(tasks, workers, scheduler))
-        elif workers > 1 and len(tasks) > 1 and total >= PARALLEL_BYTES:
+        elif workers > 1 and len(tasks) > 1 and total >= parallel_bytes:
             staged = stack.enter_context(_workers.staged(tasks, min(workers, len(tasks))))
         else:
             staged = ((task, stage_file(task)) for task in tasks)

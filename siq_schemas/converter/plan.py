@@ -27,13 +27,8 @@ from ..read import EMPTY_SHA256, LINE_SUFFIXES, Limits, expand, lines_digest, pr
 from ..tables import FORMAT, TABLES
 from .report import Report, count_pending
 from .stage import Task
+from .tuning import TUNING, Tuning
 
-#: Input (as JSON) merged per pass: above it, rows are bucketed by event key (see :func:`buckets_for`).
-BUCKET_BYTES = 256 << 20
-#: Input (as JSON) per range of event times sorted on its own (see :func:`siq_schemas.converter.merge.build`), in at
-#: most :data:`RANGES` ranges (4 GB of JSON at most ranges of 64 MB).
-RANGE_BYTES = 64 << 20
-RANGES = 64
 #: Where a run says that it rebuilds the output, and which known inputs are gone (a warning each).
 log = logging.getLogger("siq_schemas")
 
@@ -67,8 +62,9 @@ def plan_run(
     limits: Limits,
     stage: Path,
     rebuild: bool = False,
+    tuning: Tuning = TUNING,
 ) -> Plan:
-    """The plan of a run over ``paths`` into output folder ``out`` (``previous`` its manifest)."""
+    """The plan of a run over ``paths`` into output folder ``out`` (``previous`` its manifest), sized by ``tuning``."""
     settings = settings_of(keyring, allow_unsigned, limits)
     reason = "rebuild asked for" if rebuild and previous else outdated(previous, settings, out)
     if not reason:
@@ -82,11 +78,11 @@ def plan_run(
         tasks, inputs, _ = plan_files(paths, {}, keyring, allow_unsigned, stage, report, limits)
     base = out if previous is not None and not reason else None
     size = merged_size(tasks, base)
-    buckets = buckets_for(size)
-    tasks = [replace(task, buckets=buckets, limits=limits) for task in tasks]
+    buckets = buckets_for(size, tuning)
+    tasks = [replace(task, buckets=buckets, limits=limits, batch=tuning.batch) for task in tasks]
     report.pending = count_pending(inputs)
     before = dict(previous["tables"]) if base is not None and previous else {}
-    return Plan(tasks, inputs, settings, report, base, before, buckets, ranges_for(size))
+    return Plan(tasks, inputs, settings, report, base, before, buckets, ranges_for(size, tuning))
 
 
 def settings_of(keyring: Keyring | None, allow_unsigned: bool, limits: Limits) -> dict[str, Any]:
@@ -237,17 +233,17 @@ def merged_size(tasks: list[Task], previous: Path | None) -> int:
     return size
 
 
-def buckets_for(size: int) -> int:
-    """How many buckets of event keys to merge in: a power of two (at most 16) with about :data:`BUCKET_BYTES` each."""
+def buckets_for(size: int, tuning: Tuning = TUNING) -> int:
+    """How many buckets of event keys to merge in: a power of two (at most 16) of about ``tuning.bucket_bytes`` each."""
     buckets = 1
-    while buckets < 16 and size > buckets * BUCKET_BYTES:
+    while buckets < 16 and size > buckets * tuning.bucket_bytes:
         buckets *= 2
     return buckets
 
 
-def ranges_for(size: int) -> int:
-    """How many ranges of event times to sort the tables in: one per :data:`RANGE_BYTES`, at most :data:`RANGES`."""
-    return min(max(-(-size // RANGE_BYTES), 1), RANGES)
+def ranges_for(size: int, tuning: Tuning = TUNING) -> int:
+    """How many ranges of event times to sort the tables in: one per ``tuning.range_bytes``, up to ``tuning.ranges``."""
+    return min(max(-(-size // tuning.range_bytes), 1), tuning.ranges)
 
 
 def fingerprint(path: Path | str) -> tuple[int, str]:

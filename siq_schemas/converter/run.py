@@ -36,6 +36,7 @@ from . import engines, merge, output
 from .plan import plan_run
 from .report import Report, account, tally
 from .staging import Staging
+from .tuning import TUNING, Tuning
 
 
 def convert(
@@ -52,6 +53,7 @@ def convert(
     scheduler: str | None = None,
     rebuild: bool = False,
     wait: bool = False,
+    tuning: Tuning = TUNING,
 ) -> Report:
     """Convert an archive to the Parquet tables of ``out``; return the :class:`Report`.
 
@@ -90,6 +92,9 @@ def convert(
     run holds it, or with ``wait=True`` waits for it. ``out`` may be a link to
     a folder: the run writes where it points.
 
+    ``tuning`` (a :class:`~siq_schemas.converter.tuning.Tuning`) sizes the run's
+    passes and batches: it changes speed and memory, never the tables.
+
     ``engine="dask"`` stages the files as tasks on the Dask cluster at
     ``scheduler`` (a local cluster of ``workers`` processes without one; see
     :mod:`siq_schemas.converter._dask`). Sources and ``out`` may be fsspec URLs
@@ -106,7 +111,7 @@ def convert(
         temp = held.prepare()
         try:
             run = plan_run(
-                paths, held.folder, previous, report, keyring, allow_unsigned, limits, temp / "_stage", rebuild
+                paths, held.folder, previous, report, keyring, allow_unsigned, limits, temp / "_stage", rebuild, tuning
             )
             report = run.report
             if run.unchanged:  # nothing new: the output stays as it is
@@ -114,7 +119,7 @@ def convert(
                 report.tables, report.drift = dict(run.before), len(drift.merged(drift.read(held.folder)))
                 report.seconds = time.perf_counter() - started
                 return report
-            results = engines.stage(run.tasks, workers, progress, engine, scheduler)
+            results = engines.stage(run.tasks, workers, progress, engine, scheduler, tuning.parallel_bytes)
             tally(results, run.inputs, report)
             report.drift = len(drift.save(temp, run.base, ((r.input, r.drift, r.resumed) for r in results)))
             if progress:

@@ -32,19 +32,7 @@ from ..validate import validate
 from ..verify import record_key
 from .flatten import CONVERT, Delivery, Rows, received_at_ms
 from .staging import Staging
-
-
-@dataclass(frozen=True)
-class Batch:
-    """How much of a file a worker holds before it writes the staged rows out: this bounds its memory.
-
-    A batch ends at ``records`` records or once the records read for it pass
-    ``raw_bytes`` bytes, whichever comes first: a few records of megabytes each
-    weigh as much as many small ones.
-    """
-
-    records: int = 20_000
-    raw_bytes: int = 16 << 20
+from .tuning import Batch
 
 
 @dataclass(frozen=True)
@@ -58,7 +46,7 @@ class Task:
     size: int
     buckets: int = 1
     limits: Limits = LIMITS
-    batch: Batch = Batch()
+    batch: Batch = field(default_factory=Batch)
 
 
 @dataclass
