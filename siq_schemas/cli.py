@@ -32,9 +32,10 @@ from .exceptions import (
     UnknownEvent,
     Unreadable,
 )
+from .inputs import SUFFIXES, expand
 from .keys import load_keys
 from .parse import DEPTH_CEILING
-from .read import LIMITS, SUFFIXES, Limits, Record, expand, read_records
+from .read import LIMITS, Limits, Record, read_records
 from .sample import MIN_EVENTS, write_sample
 from .validate import validate
 from .verify import record_key

@@ -22,8 +22,9 @@ import pyarrow.parquet as pq
 
 from .. import storage
 from ..exceptions import Unreadable
+from ..inputs import LINE_SUFFIXES, expand
 from ..keys import Keyring
-from ..read import EMPTY_SHA256, LINE_SUFFIXES, Limits, expand, lines_digest, prefix_digest
+from ..read import EMPTY_SHA256, Limits, lines_digest, prefix_digest
 from ..tables import FORMAT, TABLES
 from .report import Report, count_pending
 from .stage import Task

@@ -30,8 +30,9 @@ import duckdb
 
 from .. import _signals, drift
 from ..exceptions import OutputError, RunFailed, SiqSchemasError
+from ..inputs import expand
 from ..keys import as_keyring
-from ..read import LIMITS, Limits, expand
+from ..read import LIMITS, Limits
 from . import engines, merge, output
 from .plan import plan_run
 from .report import Report, account, tally
