@@ -373,7 +373,7 @@ def serve_command(
     from . import serve
 
     try:
-        from . import _uvicorn
+        from .serve import _uvicorn
     except ImportError:
         raise Failure("siq serve needs uvicorn: pip install 'siq-schemas[serve]'") from None
     if max_body_bytes > serve.largest_body():

@@ -18,7 +18,7 @@ from pathlib import Path
 import uvicorn
 
 from .archive import Archive, Slot
-from .serve import Receiver, create_app
+from .receiver import Receiver, create_app
 
 #: The environment variable through which ``siq serve`` configures its worker processes.
 CONFIG_VARIABLE = "SIQ_SERVE_CONFIG"
@@ -88,7 +88,7 @@ def run(archive: str, keys: list[str], *, host: str, port: int, path: str, worke
     previous = {number: signal.signal(number, lambda *_: None) for number in (signal.SIGTERM, signal.SIGINT)}
     try:
         uvicorn.run(
-            "siq_schemas._uvicorn:app_from_environment", factory=True, host=host, port=port, workers=workers,
+            "siq_schemas.serve._uvicorn:app_from_environment", factory=True, host=host, port=port, workers=workers,
             lifespan="on", access_log=False, log_level="warning", timeout_graceful_shutdown=30,
         )  # fmt: skip
     except SystemExit as stop:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import zstandard
 
-from .exceptions import ArchiveError
+from ..exceptions import ArchiveError
 
 __all__ = ["REJECTED_BYTES", "SLOTS", "Archive", "Slot", "day_of", "timestamp"]
 
