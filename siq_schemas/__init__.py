@@ -8,13 +8,19 @@ from importlib import import_module
 from typing import Any
 
 from .exceptions import (
+    AccountingError,
+    ArchiveError,
+    ClusterError,
     KeyInvalid,
     LockError,
+    OutputError,
     PayloadInvalid,
+    RunFailed,
     SignatureError,
     SignatureInvalid,
     SignatureMissing,
     SiqSchemasError,
+    StorageError,
     Terminated,
     UnknownEvent,
     Unreadable,
@@ -31,10 +37,10 @@ _LAZY = {
     "validate": "validate",
     "verify_delivery": "verify",
     "verify_signature": "verify",
-    "convert": "pipeline",
-    "read_table": "pipeline",
-    "Report": "pipeline",
-    "table_files": "storage",
+    "convert": "converter",
+    "read_table": "converter",
+    "Report": "converter",
+    "table_files": "converter",
 }
 
 
@@ -80,16 +86,22 @@ def schema(event: str, strict: bool = False) -> dict[str, Any]:
 
 __all__ = [
     "EVENTS",
+    "AccountingError",
+    "ArchiveError",
+    "ClusterError",
     "KeyInvalid",
     "Keyring",
     "LockError",
+    "OutputError",
     "PayloadInvalid",
     "PublicKey",
     "Report",
+    "RunFailed",
     "SignatureError",
     "SignatureInvalid",
     "SignatureMissing",
     "SiqSchemasError",
+    "StorageError",
     "Terminated",
     "UnknownEvent",
     "Unreadable",

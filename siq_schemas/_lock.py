@@ -23,8 +23,7 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .exceptions import LockError
-from .write import OutputError
+from .exceptions import LockError, OutputError
 
 LOCK_MARK = ".siq-lock"
 

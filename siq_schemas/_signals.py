@@ -1,6 +1,6 @@
 """The signals that stop a run: SIGINT (Ctrl-C), SIGTERM (`timeout`, systemd, docker) and SIGHUP.
 
-:func:`siq_schemas.pipeline.convert` handles them while it runs in the main
+:func:`siq_schemas.convert` handles them while it runs in the main
 thread (:func:`handled`) and puts the previous handlers back after; importing
 the package installs no handler. A stop signal raises ``KeyboardInterrupt``
 (SIGINT) or :class:`~siq_schemas.exceptions.Terminated`, so the run unwinds as

@@ -32,9 +32,10 @@ from .exceptions import (
     UnknownEvent,
     Unreadable,
 )
+from .inputs import SUFFIXES, expand
 from .keys import load_keys
 from .parse import DEPTH_CEILING
-from .read import LIMITS, SUFFIXES, Record, expand, read_records
+from .read import LIMITS, Limits, Record, read_records
 from .sample import MIN_EVENTS, write_sample
 from .validate import validate
 from .verify import record_key
@@ -78,11 +79,31 @@ def schema_command(event: str | None, strict: bool) -> None:
         raise Failure(f"siq: unknown event {event!r}; `siq schema` lists the events") from None
 
 
+def _limit(name: str, default: int, text: str, most: int | None = None) -> Any:
+    """A limit option of `siq convert`: a positive integer (at most ``most``), its default shown in the help."""
+    return click.option(name, type=click.IntRange(min=1, max=most), default=default, show_default=True, help=text)
+
+
+def _limits(command: Any) -> Any:
+    """The limit options of the commands that read archives: --max-record-bytes, --max-depth, --max-ratio."""
+    options = (
+        _limit("--max-record-bytes", LIMITS.max_record_bytes, "A longer line or .json file is an unreadable record."),
+        _limit("--max-depth", LIMITS.max_depth, "JSON nested deeper is an unreadable record.", DEPTH_CEILING),
+        _limit(
+            "--max-ratio", LIMITS.max_ratio, "A compressed file expanding more (past 64 MiB) is unreadable from there."
+        ),
+    )
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @cli.command("validate")
 @click.argument("files", nargs=-1, required=True)
 @click.option("--strict", is_flag=True, help="Also report properties the schemas do not know.")
 @click.option("--json", "as_json", is_flag=True, help="Write one JSON object per problem, then a summary object.")
-def validate_command(files: tuple[str, ...], strict: bool, as_json: bool) -> int:
+@_limits
+def validate_command(files: tuple[str, ...], strict: bool, as_json: bool, **limits: int) -> int:
     """Validate payloads in FILES (bare payloads or delivery records).
 
     FILES may be files, directories or glob patterns, plain, .gz or .zst.
@@ -90,7 +111,7 @@ def validate_command(files: tuple[str, ...], strict: bool, as_json: bool) -> int
     summary; exits 1 when any record is invalid or unreadable.
     """
     counts = {"records": 0, "valid": 0, "invalid": 0, "unreadable": 0, "blank": 0}
-    for problem in _problems(_records(files), strict, counts):
+    for problem in _problems(_records(files, Limits(**limits)), strict, counts, Limits(**limits)):
         if as_json:
             click.echo(json.dumps(problem, ensure_ascii=False))
         else:
@@ -111,7 +132,8 @@ def validate_command(files: tuple[str, ...], strict: bool, as_json: bool) -> int
 @cli.command("verify")
 @_keys_option("", required=True)
 @click.argument("files", nargs=-1, required=True)
-def verify_command(key_files: tuple[str, ...], files: tuple[str, ...]) -> int:
+@_limits
+def verify_command(key_files: tuple[str, ...], files: tuple[str, ...], **limits: int) -> int:
     """Check the x-siqsignature of every delivery record in FILES.
 
     Prints each failure as `file:line reason detail`, then per file the
@@ -125,7 +147,7 @@ def verify_command(key_files: tuple[str, ...], files: tuple[str, ...]) -> int:
     for path in paths:
         counts: Counter[str] = Counter()
         by_key: Counter[str] = Counter()
-        for record in _records((str(path),)):
+        for record in _records((str(path),), Limits(**limits)):
             if record.kind == "blank":
                 continue
             try:
@@ -150,11 +172,6 @@ def _verify_counts(name: str, counts: Counter[str], by_key: Counter[str]) -> str
         f"{name}: {counts['valid']} valid ({keys or 'none'}), {counts['invalid']} invalid, "
         f"{counts['missing']} missing, {counts['unreadable']} unreadable"
     )
-
-
-def _limit(name: str, default: int, text: str, most: int | None = None) -> Any:
-    """A limit option of `siq convert`: a positive integer (at most ``most``), its default shown in the help."""
-    return click.option(name, type=click.IntRange(min=1, max=most), default=default, show_default=True, help=text)
 
 
 @cli.command("convert")
@@ -184,9 +201,7 @@ def _limit(name: str, default: int, text: str, most: int | None = None) -> Any:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--wait", is_flag=True, help="When another run is writing --out, wait for it (default: exit 2 at once).")
-@_limit("--max-record-bytes", LIMITS.max_record_bytes, "A longer line or .json file is an unreadable reject.")
-@_limit("--max-depth", LIMITS.max_depth, "JSON nested deeper is an unreadable reject.", DEPTH_CEILING)
-@_limit("--max-ratio", LIMITS.max_ratio, "A compressed file expanding more (past 64 MiB) is rejected from there.")
+@_limits
 @click.option("--rebuild", is_flag=True, help="Rebuild the output from the sources, as when the settings change.")
 def convert_command(
     sources: tuple[str, ...],
@@ -218,8 +233,8 @@ def convert_command(
     output cannot be written (the previous output is kept), 130 when
     interrupted, 143 on SIGTERM, 129 on SIGHUP.
     """
+    from .converter import convert  # pyarrow and duckdb load only for this command
     from .exceptions import Terminated
-    from .pipeline import convert  # pyarrow and duckdb load only for this command
 
     if scheduler is not None and engine != "dask":
         raise click.UsageError("--scheduler needs --engine dask")
@@ -267,7 +282,8 @@ def _say_warnings() -> None:
 @cli.command("drift")
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (the layout of OUT/_drift.json).")
-def drift_command(sources: tuple[str, ...], as_json: bool) -> int:
+@_limits
+def drift_command(sources: tuple[str, ...], as_json: bool, **limits: int) -> int:
     """Report what the payloads in SOURCES hold that the schemas do not describe.
 
     Per event: unknown fields (against the strict schemas), type mismatches,
@@ -280,11 +296,12 @@ def drift_command(sources: tuple[str, ...], as_json: bool) -> int:
     """
     by_source: dict[str, Drift] = {}
     unreadable = 0
-    for record in _records(sources):
+    bounds = Limits(**limits)
+    for record in _records(sources, bounds):
         if record.kind == "blank":
             continue
         try:
-            payload = record.parse()
+            payload = record.parse(bounds.max_depth)
         except Unreadable:
             unreadable += 1
             continue
@@ -356,7 +373,7 @@ def serve_command(
     from . import serve
 
     try:
-        from . import _uvicorn
+        from .serve import _uvicorn
     except ImportError:
         raise Failure("siq serve needs uvicorn: pip install 'siq-schemas[serve]'") from None
     if max_body_bytes > serve.largest_body():
@@ -412,16 +429,18 @@ def _paths(sources: tuple[str, ...]) -> list[Path | str]:
     return paths
 
 
-def _records(sources: tuple[str, ...]) -> Iterator[Record]:
-    """Every record of the archive; a source that cannot be opened is a clean error."""
+def _records(sources: tuple[str, ...], limits: Limits = LIMITS) -> Iterator[Record]:
+    """Every record of the archive, read within ``limits``; a source that cannot be opened is a clean error."""
     for path in _paths(sources):
         try:
-            yield from read_records(path)
+            yield from read_records(path, limits)
         except Unreadable as error:
             raise Failure(f"siq: {error}") from None
 
 
-def _problems(records: Iterator[Record], strict: bool, counts: dict[str, int]) -> Iterator[dict[str, Any]]:
+def _problems(
+    records: Iterator[Record], strict: bool, counts: dict[str, int], limits: Limits = LIMITS
+) -> Iterator[dict[str, Any]]:
     """Validate each record, count it, and yield a description of each one that fails."""
     for record in records:
         if record.kind == "blank":
@@ -430,7 +449,7 @@ def _problems(records: Iterator[Record], strict: bool, counts: dict[str, int]) -
         counts["records"] += 1
         event = None
         try:
-            payload = record.parse()
+            payload = record.parse(limits.max_depth)
             event = payload.get("event") if isinstance(payload, dict) else None
             validate(payload, strict=strict)
         except Unreadable as error:

@@ -50,10 +50,9 @@ from typing import Any
 
 from . import _registry
 from ._text import printable
-from .validate import ZOBOT, _fast_is_valid, zobot_request
+from .tables import DRIFT
+from .validate import ZOBOT, verdict, zobot_request
 
-#: The report ``siq convert`` writes in its output folder.
-REPORT = "_drift.json"
 #: Version of the report's layout.
 FORMAT = 1
 KINDS = (
@@ -112,7 +111,7 @@ class Drift:
         else:
             event = None
         strict = None if event is None and zobot_request(payload) else _strict(event)
-        if strict is not None and event not in _UNPUBLISHED and _fast_is_valid(strict, payload):
+        if strict is not None and event not in _UNPUBLISHED and verdict(strict, payload):
             return True
         found: dict[_Key, Any] = {}
         valid = _check(event, payload, strict, found)
@@ -249,7 +248,7 @@ def read(out: str | Path) -> dict[str, Drift]:
     unreadable counts as none: the next report covers the records read since.
     """
     try:
-        report = json.loads((Path(out) / REPORT).read_text(encoding="utf-8"))
+        report = json.loads((Path(out) / DRIFT).read_text(encoding="utf-8"))
         return {name: Drift.from_dict(part) for name, part in report["inputs"].items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
@@ -268,7 +267,7 @@ def save(folder: Path, previous: Path | None, runs: Iterable[tuple[str, Drift, b
         inputs[name] = inputs[name].update(drift) if resumed and name in inputs else drift
     total = merged(inputs)
     report = total.to_dict() | {"inputs": {name: inputs[name].to_dict() for name in sorted(inputs)}}
-    (folder / REPORT).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (folder / DRIFT).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return total
 
 
@@ -295,12 +294,12 @@ def _check(event: str | None, payload: Any, strict: _registry.Validators | None,
         return False
     if event in _UNPUBLISHED:
         found[event, "unpublished-event", "$.entity", None, None] = entity
-        if _fast_is_valid(strict, payload):
+        if verdict(strict, payload):
             return True
     for field, where in _unknown_fields(event, payload, strict):
         found.setdefault((event, "unknown-field", field, None, None), _at(payload, where))
     documented = _registry.validators(event or "envelope", "documented")
-    if _fast_is_valid(documented, payload):  # then the lenient schema takes it too
+    if verdict(documented, payload):  # then the lenient schema takes it too
         return True
     for path, keyword, detail, instance in _errors(documented, payload):
         key: _Key
@@ -314,7 +313,7 @@ def _check(event: str | None, payload: Any, strict: _registry.Validators | None,
         else:
             key = (event, "invalid-value", _path(path), f"{keyword} {_text(detail)}", _json_type(instance))
         found.setdefault(key, instance)
-    return _fast_is_valid(_registry.validators(event or "envelope"), payload)
+    return verdict(_registry.validators(event or "envelope"), payload)
 
 
 #: Unknown fields by event and shape of the payload, see :func:`_unknown_fields`.

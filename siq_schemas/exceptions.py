@@ -97,6 +97,42 @@ class LockError(SiqSchemasError, RuntimeError):
     code = "locked"
 
 
+class OutputError(SiqSchemasError, OSError):
+    """The output folder cannot be used (not a siq output, not writable, ...)."""
+
+    code = "output-error"
+
+
+class StorageError(SiqSchemasError, OSError):
+    """An object store cannot be used: its fsspec implementation is missing, or it is not a siq output."""
+
+    code = "storage-error"
+
+
+class ClusterError(SiqSchemasError, OSError):
+    """The Dask engine cannot run: Dask is not installed, or the scheduler cannot be reached."""
+
+    code = "cluster-error"
+
+
+class ArchiveError(SiqSchemasError, OSError):
+    """The archive folder cannot be used (not a folder, not writable, every slot taken)."""
+
+    code = "archive"
+
+
+class AccountingError(SiqSchemasError, AssertionError):
+    """records_read != events_written + duplicates + rejected, or rejected != reject rows added: rows went missing."""
+
+    code = "accounting"
+
+
+class RunFailed(SiqSchemasError, RuntimeError):
+    """The run stopped part-way for a reason outside it (a worker process was killed); the output is as it was."""
+
+    code = "run-failed"
+
+
 class Terminated(KeyboardInterrupt):
     """A run was stopped by SIGTERM or SIGHUP (``signal`` says which), as Ctrl-C stops it.
 
@@ -112,3 +148,10 @@ class Terminated(KeyboardInterrupt):
 
     def __str__(self) -> str:
         return "hung up" if self.signal == signals.SIGHUP else "terminated"
+
+
+#: The reject reasons of the ``rejects`` table, in the order reports list them: the codes of the
+#: errors a record can be rejected for.
+REASONS: tuple[str, ...] = tuple(
+    error.code for error in (Unreadable, SignatureMissing, SignatureInvalid, UnknownEvent, PayloadInvalid)
+)

@@ -96,6 +96,19 @@ class Keyring:
         """The key ids, in load order."""
         return tuple(key.id for key in self._keys)
 
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """The lengths, in bytes, of the signatures the keys make, smallest first."""
+        return tuple(sorted(self._by_size))
+
+    def candidates(self, size: int) -> tuple[PublicKey, ...]:
+        """The keys whose signatures are ``size`` bytes long, the one that verified last first."""
+        return self._by_size.get(size, ())
+
+    def prefer(self, key: PublicKey) -> None:
+        """Try ``key`` first among the keys of its size from now on (a dict store is atomic: safe across threads)."""
+        self._by_size[key.size] = (key, *(other for other in self._by_size.get(key.size, ()) if other is not key))
+
     def __iter__(self) -> Iterator[PublicKey]:
         return iter(self._keys)
 

@@ -31,28 +31,21 @@ from __future__ import annotations
 
 import base64
 import binascii
-import glob
 import hashlib
 import os
-import re
-import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path, PurePath
 from typing import IO, Any, Literal
 
-import zstandard
-
 from . import executions, storage
+from ._decompress import Broken, Truncated, decompressed
 from ._text import path_text
 from .exceptions import Unreadable
+from .inputs import JSON_SUFFIXES
+from .inputs import LINE_SUFFIXES as LINE_SUFFIXES  # the readers' names, as before
+from .inputs import SUFFIXES as SUFFIXES
+from .inputs import expand as expand
 from .parse import DEPTH_CEILING, MAX_DEPTH, check_depth, encode, loads
-
-LINE_SUFFIXES = (".jsonl", ".ndjson")
-JSON_SUFFIXES = (".json",)
-COMPRESSIONS = ("", ".gz", ".zst")
-#: Every file name ending the readers take.
-SUFFIXES = tuple(kind + compression for kind in LINE_SUFFIXES + JSON_SUFFIXES for compression in COMPRESSIONS)
 
 Kind = Literal["delivery", "bare", "recovered", "blank", "unreadable"]
 
@@ -116,142 +109,6 @@ class Record:
         return self.payload
 
 
-def expand(sources: Iterable[str | os.PathLike[str]]) -> list[Path | str]:
-    """The files of an archive, in a stable order, each once: paths, and URLs for sources at URLs.
-
-    Directories, and those a glob pattern matches, are walked recursively for
-    files with one of :data:`SUFFIXES` (see :func:`_walk`); a folder in them that
-    cannot be listed is kept in the list, so that reading it says why rather
-    than its files being skipped unseen. A source that does not exist is taken
-    as a glob pattern. A file reached twice (by a link, a hard link, or named
-    twice) is listed once: under the first name that reached it without a
-    link if there is one, else under the first name. Raises
-    :class:`Unreadable` for a source that matches nothing, a folder without
-    input files, and a named source that is neither a file nor a folder (a
-    FIFO, ``/dev/zero``: see :func:`siq_schemas.storage.special`).
-    A source may be an fsspec URL (``s3://bucket/archive/``, see :mod:`siq_schemas.storage`).
-    """
-    files: dict[object, Path | str] = {}
-    for source in sources:
-        path = storage.location(source)
-        if isinstance(path, str):  # a URL: its files, as URLs
-            found: list[Path] | list[str] = storage.expand_url(path, _wanted)
-        elif path.is_dir():
-            found = _walk(path)
-        elif path.exists():
-            found = [_named(path)]
-        elif glob.has_magic(str(source)):
-            found = _globbed(str(source))
-        else:
-            found = []
-        if not found:
-            raise Unreadable(_nothing(source, path), str(source))
-        for file in found:
-            identity = _identity(file)
-            known = files.setdefault(identity, file)
-            if known is not file and _linked(known) and not _linked(file):
-                files[identity] = file
-    return list(files.values())
-
-
-#: The input files a folder may hold, for messages.
-TAKEN = ".jsonl, .ndjson or .json files, plain, .gz or .zst"
-
-
-def _nothing(source: str | os.PathLike[str], path: Path | str) -> str:
-    """Why ``source`` gave no input file."""
-    if isinstance(path, Path) and path.is_dir():
-        return f"the folder holds no input files ({TAKEN}; names starting with _ or . skipped)"
-    return "no file matches" if glob.has_magic(str(source)) else "no such file or directory"
-
-
-def _globbed(pattern: str) -> list[Path]:
-    """The files a glob pattern matches and the input files of the folders it matches (walked), sorted."""
-    found: list[Path] = []
-    for match in map(Path, glob.glob(pattern, recursive=True)):
-        found += _walk(match) if match.is_dir() else [match] if match.is_file() else []
-    return sorted(found)
-
-
-def _named(path: Path) -> Path:
-    """A source named as a file; :class:`Unreadable` when it is no file to read (a FIFO, a device)."""
-    kind = storage.special(path.stat().st_mode)
-    if kind is not None:
-        raise Unreadable(f"{kind}, not a regular file", str(path))
-    return path
-
-
-def _identity(file: Path | str) -> object:
-    """What tells one file from another: its device and inode (a URL: itself; a path that cannot be seen: itself)."""
-    if isinstance(file, str):
-        return file
-    try:
-        info = file.stat()
-    except OSError:
-        return storage.key(file)
-    return info.st_dev, info.st_ino
-
-
-def _linked(file: Path | str) -> bool:
-    """Whether a path reaches its file through a symbolic link."""
-    return isinstance(file, Path) and os.path.realpath(file) != os.path.abspath(file)
-
-
-#: Walking a source folder skips the names that start with these (see :func:`_walk`).
-SKIPPED = ("_", ".")
-
-
-def _wanted(relative: PurePath) -> bool:
-    """Whether a file found below a source folder or URL is input: see :func:`_walk`."""
-    return relative.name.endswith(SUFFIXES) and not any(part.startswith(SKIPPED) for part in relative.parts)
-
-
-def _walk(root: Path) -> list[Path]:
-    """The input files below ``root`` and the folders that could not be listed, sorted.
-
-    Like pyarrow datasets, a walk skips names that start with ``_`` or ``.``
-    (``_manifest.json``, ``_expected.json``, ``.git/``); name such a file
-    explicitly to read it. Links to folders are followed once the folders
-    themselves are walked, so a file keeps its own name where it has one; a
-    folder reached again (by a second link, or by a link to a folder above it:
-    a loop) is not walked again.
-    """
-    found: list[Path] = []
-    walked: set[tuple[int, int]] = set()
-
-    def unlisted(error: OSError) -> None:
-        found.append(Path(error.filename))
-
-    def first(folder: str) -> bool:
-        try:
-            info = os.stat(folder)
-        except OSError:
-            return True  # walking it says why it cannot be listed
-        identity = info.st_dev, info.st_ino
-        fresh = identity not in walked
-        walked.add(identity)
-        return fresh
-
-    tops = [str(root)]
-    for top in tops:  # the root, then each folder linked from a folder walked
-        if not first(top):
-            continue
-        for folder, folders, names in os.walk(top, onerror=unlisted):
-            kept = []
-            for name in sorted(folders):
-                path = os.path.join(folder, name)
-                if name.startswith(SKIPPED):
-                    continue
-                if os.path.islink(path):
-                    tops.append(path)
-                elif first(path):
-                    kept.append(name)
-            folders[:] = kept
-            wanted = (Path(folder, name) for name in names if _wanted(PurePath(name)))
-            found.extend(path for path in wanted if path.is_file())
-    return sorted(found)
-
-
 #: The limits of a run that sets none.
 LIMITS = Limits()
 #: The SHA-256 of no data: the digest of a file of which nothing is read yet.
@@ -297,7 +154,7 @@ def read_records(path: str | os.PathLike[str], limits: Limits = LIMITS, tail: Ta
         raise Unreadable(_unlisted(where), source)
     raw = _open(where)  # closed below, also when the consumer stops early
     with raw:
-        chunks = _Hashed(_decompressed(raw, source, limits))
+        chunks = _Hashed(decompressed(raw, source, limits.max_ratio, limits.ratio_floor))
         if not name.endswith(JSON_SUFFIXES):
             yield from _lines_file(chunks, source, limits, tail)
             return
@@ -316,11 +173,11 @@ def lines_digest(path: str | os.PathLike[str], limits: Limits = LIMITS) -> tuple
     """
     raw = _open(os.fspath(path))
     with raw:
-        chunks = _Hashed(_decompressed(raw, path_text(os.fspath(path)), limits))
+        chunks = _Hashed(decompressed(raw, path_text(os.fspath(path)), limits.max_ratio, limits.ratio_floor))
         try:
             for _ in chunks:
                 pass
-        except _Broken:
+        except Broken:
             pass
     return chunks.line_end, chunks.at_line_end.hexdigest()
 
@@ -336,14 +193,14 @@ def prefix_digest(path: str | os.PathLike[str], offset: int, limits: Limits = LI
     digest, done = hashlib.sha256(), 0
     with raw:
         try:
-            for chunk in _decompressed(raw, path_text(os.fspath(path)), limits):
+            for chunk in decompressed(raw, path_text(os.fspath(path)), limits.max_ratio, limits.ratio_floor):
                 if done + len(chunk) > offset:
                     digest.update(chunk[: offset - done])
                     return digest.hexdigest(), True
                 digest.update(chunk)
                 done += len(chunk)
-        except _Broken as error:
-            return (digest.hexdigest() if done == offset else None), not isinstance(error, _Truncated)
+        except Broken as error:
+            return (digest.hexdigest() if done == offset else None), not isinstance(error, Truncated)
     return (digest.hexdigest() if done == offset else None), False
 
 
@@ -361,23 +218,6 @@ def _unlisted(folder: str) -> str:
     except OSError as error:
         return f"cannot list the folder ({error.strerror or error})"
     return "a folder, not a file"
-
-
-#: Bytes read from a file at a time, and the most a decompressed chunk holds.
-CHUNK = 1 << 20
-#: Compressed bytes given to a zstd decompressor at a time: zstd expands at most about 32,000 times.
-ZSTD_SLICE = 1 << 10
-#: Compressed bytes given to a gzip decompressor at a time (its output is bounded by :data:`CHUNK`).
-GZIP_SLICE = 64 << 10
-_NOT_NUL = re.compile(rb"[^\0]")
-
-
-class _Broken(Exception):
-    """A file broke after ``offset`` bytes of input: the message says how."""
-
-
-class _Truncated(_Broken):
-    """Compressed data that ends before its end marker: a file still being written, or cut short."""
 
 
 class _Hashed:
@@ -403,7 +243,7 @@ class _Hashed:
                     self.digest.update(chunk)
                 self.size += len(chunk)
                 yield chunk
-        except _Broken:
+        except Broken:
             self.failed = True
             raise
 
@@ -412,71 +252,6 @@ class _Hashed:
         digest = self.at_line_end if offset == self.line_end else self.digest
         tail.offset, tail.lines, tail.sha256 = offset, lines, digest.hexdigest()
         tail.pending, tail.broken = self.size - offset, broken
-
-
-def _read(raw: IO[bytes], offset: int) -> bytes:
-    try:
-        return raw.read(CHUNK)
-    except OSError as error:
-        raise _Broken(f"read error at byte {offset}: {error.strerror or error}") from None
-
-
-def _decompressed(raw: IO[bytes], source: str, limits: Limits) -> Iterator[bytes]:
-    """The file's data in chunks of at most :data:`CHUNK` bytes, decompressed.
-
-    Multi-member gzip and multi-frame zstd are read through (NUL padding
-    between them allowed). Raises :class:`_Broken` after the last good chunk
-    when the data is corrupt, ends early, cannot be read, or expands more
-    than ``limits.max_ratio`` times past ``limits.ratio_floor`` bytes.
-    """
-    if source.endswith(".gz"):
-        new: Any = lambda: zlib.decompressobj(wbits=31)  # noqa: E731
-        errors: tuple[type[Exception], ...] = (zlib.error,)
-        size = GZIP_SLICE
-    elif source.endswith(".zst"):
-        new = lambda: zstandard.ZstdDecompressor().decompressobj()  # noqa: E731
-        errors = (zstandard.ZstdError,)
-        size = ZSTD_SLICE
-    else:
-        offset = 0
-        while chunk := _read(raw, offset):
-            offset += len(chunk)
-            yield chunk
-        return
-    gzip = size == GZIP_SLICE
-    decompressor, fresh, more = new(), True, False  # ``more``: gzip output held back by the bound
-    data, position, offset, produced = b"", 0, 0, 0  # ``offset``: input bytes before ``data``
-    while True:
-        if position == len(data) and not more:
-            offset += len(data)
-            data, position = _read(raw, offset), 0
-            if not data:
-                break
-        if fresh:  # between members NUL padding may stand
-            found = _NOT_NUL.search(data, position)
-            position = found.start() if found else len(data)
-            if not found:
-                continue
-        piece = memoryview(data)[position : position + size]
-        try:
-            out = decompressor.decompress(piece, CHUNK) if gzip else decompressor.decompress(piece)
-        except errors as error:
-            raise _Broken(f"corrupt or truncated file at byte {offset + position}: {error}") from None
-        fresh, more = False, gzip and len(out) == CHUNK
-        position += len(piece) - (len(decompressor.unconsumed_tail) if gzip else 0)
-        if decompressor.eof:  # the next member, if any, starts in the unused data
-            position -= len(decompressor.unused_data)
-            decompressor, fresh, more = new(), True, False
-        produced += len(out)
-        if produced > limits.ratio_floor and produced > limits.max_ratio * (offset + position):
-            raise _Broken(
-                f"expands over {limits.max_ratio:,} times its compressed size (a decompression bomb?) "
-                f"at byte {offset + position}: the rest of the file is not read"
-            )
-        for start in range(0, len(out), CHUNK):
-            yield out[start : start + CHUNK]
-    if not fresh:
-        raise _Truncated(f"corrupt or truncated file at byte {offset}: the compressed data ends before its end marker")
 
 
 def _lines_file(chunks: _Hashed, source: str, limits: Limits, tail: Tail | None = None) -> Iterator[Record]:
@@ -511,8 +286,8 @@ def _lines_file(chunks: _Hashed, source: str, limits: Limits, tail: Tail | None 
                     yield _line_record(line, source, number, limits.max_depth)
             if _over(rest, limit):
                 over, rest = len(rest), rest[:RAW_PREFIX]
-    except _Broken as error:
-        if tail is not None and isinstance(error, _Truncated):
+    except Broken as error:
+        if tail is not None and isinstance(error, Truncated):
             chunks.ended(tail, chunks.line_end, number)
             return
         yield _broken(source, number + 1, error, rest)
@@ -543,7 +318,7 @@ def _json_file(chunks: Iterable[bytes], source: str, limits: Limits) -> Iterator
                 head = b"".join(parts)[:RAW_PREFIX]
                 yield Record(source, 1, head, "unreadable", error=Unreadable(message, source, 1))
                 return
-    except _Broken as error:
+    except Broken as error:
         yield _broken(source, 1, error, b"".join(parts))
         return
     data = b"".join(parts).removeprefix(BOM)
@@ -572,7 +347,7 @@ def _recovered(item: Any, source: str, number: int) -> Record:
         return Record(source, number, raw, "unreadable", error=error)
 
 
-def _broken(source: str, line: int, error: _Broken, partial: bytes) -> Record:
+def _broken(source: str, line: int, error: Broken, partial: bytes) -> Record:
     """The unreadable record for the rest of a file that broke, keeping the start of its partial line."""
     return Record(source, line, partial[:RAW_PREFIX], "unreadable", error=Unreadable(str(error), source, line))
 

@@ -1,4 +1,4 @@
-"""Object storage: archives and outputs at fsspec URLs (``s3://``, ``gs://``, ``memory://`` ...).
+"""Paths and URLs: where archives and outputs are, locally or at fsspec URLs (``s3://``, ``gs://``, ``memory://`` ...).
 
 A source or an output is a local path or a URL. Paths stay paths and ``file://``
 URLs become paths; any other URL is read and written through fsspec, which is
@@ -7,54 +7,24 @@ places (``AWS_*`` variables and ``~/.aws`` for S3, Google application default
 credentials for GCS) and from fsspec's own configuration
 (``FSSPEC_<PROTOCOL>_<OPTION>`` variables, ``~/.config/fsspec/``).
 
-An object store has no atomic rename, so an output at a URL is committed by its
-manifest instead. The run builds the new output in a local folder, as for a
-local output (after downloading the previous one, for an incremental run), then
-publishes it:
-
-1. every file is uploaded under a new name, unique to the run
-   (``events/part-00000-<run>.parquet``), next to the files of the previous output;
-2. ``_manifest.json`` is written: its ``objects`` map lists the output's current
-   files. Writing one object is atomic, so this is the commit point;
-3. ``_drift.json`` is copied for plain readers, then the files that no manifest
-   lists any more (the previous output's, or those of a run that died before its
-   manifest) are deleted.
-
-:func:`read_table`, :func:`table_files` and the next run read the manifest, so they see
-one whole output, never a mix. A reader that lists ``OUT/<table>/*.parquet``
-itself can see the new files next to the old ones between steps 1 and 3.
+How an output at a URL is written and read is :mod:`siq_schemas.converter.output`'s.
 """
 
 from __future__ import annotations
 
 import errno
 import glob
-import json
 import os
 import re
-import secrets
 import stat
-import tempfile
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 from ._text import path_text
-from .exceptions import SiqSchemasError
+from .exceptions import StorageError
 
-if TYPE_CHECKING:
-    from .pipeline import Report
-
-MANIFEST = "_manifest.json"  # as write.MANIFEST: this module imports neither pyarrow nor DuckDB
-DRIFT = "_drift.json"  # as drift.REPORT
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
-
-
-class StorageError(SiqSchemasError, OSError):
-    """An object store cannot be used: its fsspec implementation is missing, or it is not a siq output."""
-
-    code = "storage-error"
 
 
 def is_url(source: str | os.PathLike[str]) -> bool:
@@ -146,112 +116,3 @@ def filesystem(url: str) -> tuple[Any, str]:
         return fsspec.core.url_to_fs(url)  # type: ignore[no-any-return]
     except (ImportError, ValueError) as error:  # e.g. "Install s3fs to access S3"; an unknown protocol
         raise StorageError(f"{url}: {error}") from None
-
-
-# ---------------------------------------------------------------------------- outputs at a URL
-
-
-def convert_to(url: str, build: Callable[[Path], Report]) -> Report:
-    """Run ``build`` on a local folder holding the output at ``url``, then publish what it wrote there."""
-    fs, root = filesystem(url)
-    root = root.rstrip("/")
-    with tempfile.TemporaryDirectory(prefix="siq-out-") as folder:
-        local = Path(folder) / "out"
-        before = _fetch(fs, root, url, local)
-        report = build(local)
-        if (local / MANIFEST).read_bytes() != before:  # the run wrote a new output
-            _publish(fs, root, local)
-    report.out = url
-    return report
-
-
-def read_manifest(url: str) -> dict[str, Any] | None:
-    """The manifest of the output at ``url``, or None when there is none."""
-    fs, root = filesystem(url)
-    fs.invalidate_cache()
-    try:
-        data = fs.cat_file(f"{root.rstrip('/')}/{MANIFEST}")
-    except FileNotFoundError:
-        return None
-    try:
-        manifest: dict[str, Any] = json.loads(data)
-    except ValueError as error:
-        raise StorageError(f"{url}/{MANIFEST}: unreadable manifest ({error})") from None
-    return manifest
-
-
-def table_files(out: str | os.PathLike[str], name: str) -> list[str]:
-    """The Parquet files of table ``name`` of output ``out``, as paths or URLs (what DuckDB and Spark take).
-
-    For an output at a URL, the files its manifest lists: those of one whole, committed run.
-    """
-    where = location(out)
-    if isinstance(where, Path):
-        return sorted(str(path) for path in (where / name).glob("*.parquet"))
-    manifest = read_manifest(where)
-    if manifest is None:
-        raise StorageError(f"{where}: no siq output here (no {MANIFEST})")
-    base = where.rstrip("/")
-    objects = manifest.get("objects")
-    if objects is None:  # an output copied up as it was written locally: its folders are as listed
-        fs, root = filesystem(base)
-        return sorted(fs.unstrip_protocol(path) for path in fs.glob(f"{root.rstrip('/')}/{name}/*.parquet"))
-    return sorted(f"{base}/{remote}" for local, remote in objects.items() if local.startswith(f"{name}/"))
-
-
-def read_table(url: str, name: str, schema: Any) -> Any:
-    """Table ``name`` of the output at ``url`` as a pandas DataFrame, from the files its manifest lists."""
-    import pyarrow.parquet as pq
-
-    fs, _ = filesystem(url)
-    paths = [fs._strip_protocol(file) for file in table_files(url, name)]
-    return pq.read_table(paths, filesystem=fs, schema=schema).to_pandas()
-
-
-def _fetch(fs: Any, root: str, url: str, local: Path) -> bytes | None:
-    """Download the output at ``root`` (its manifest and the files it lists) into ``local``; the manifest's bytes."""
-    manifest = read_manifest(url)
-    if manifest is None:
-        if fs.exists(root) and fs.find(root):
-            raise StorageError(f"{url}: not empty and not a siq output (no {MANIFEST}); choose another --out")
-        return None
-    objects = manifest.get("objects") or {
-        path[len(root) + 1 :]: path[len(root) + 1 :] for path in fs.find(root) if not path.endswith(f"/{MANIFEST}")
-    }
-    targets = [local / name for name in objects]
-    for target in targets:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    if objects:
-        fs.get([f"{root}/{remote}" for remote in objects.values()], [str(target) for target in targets])
-    data = json.dumps(manifest, indent=2).encode() + b"\n"
-    (local / MANIFEST).write_bytes(data)
-    return data
-
-
-def _publish(fs: Any, root: str, local: Path) -> None:
-    """Upload the output in ``local`` to ``root`` under new names, commit it by its manifest, delete the old files."""
-    run = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
-    files = sorted(path.relative_to(local).as_posix() for path in local.rglob("*") if path.is_file())
-    objects = {name: _unique(name, run) for name in files if name != MANIFEST}
-    if objects:
-        fs.put([str(local / name) for name in objects], [f"{root}/{remote}" for remote in objects.values()])
-    manifest = json.loads((local / MANIFEST).read_text(encoding="utf-8")) | {"objects": objects}
-    fs.pipe_file(f"{root}/{MANIFEST}", json.dumps(manifest, indent=2).encode() + b"\n")  # the commit point
-    if DRIFT in objects:
-        fs.put_file(str(local / DRIFT), f"{root}/{DRIFT}")
-    _collect(fs, root, set(objects.values()) | {MANIFEST, DRIFT})
-
-
-def _unique(name: str, run: str) -> str:
-    """``events/part-00000.parquet`` as ``events/part-00000-<run>.parquet``."""
-    path = PurePosixPath(name)
-    return str(path.with_name(f"{path.name.split('.')[0]}-{run}{''.join(path.suffixes)}"))
-
-
-def _collect(fs: Any, root: str, keep: Iterable[str]) -> None:
-    """Delete the files under ``root`` that the committed manifest does not list."""
-    kept = set(keep)
-    fs.invalidate_cache()
-    stale = [path for path in fs.find(root) if path[len(root) + 1 :] not in kept]
-    if stale:
-        fs.rm(stale)

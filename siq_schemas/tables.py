@@ -5,7 +5,7 @@ every property of the entity's definition becomes a ``parent_child`` column
 typed by its schema (``id`` -> string, ``epoch_ms`` -> ``timestamp[ms, UTC]``,
 ``boolean`` -> bool, ``id_list`` -> ``list<string>`` ...), described by the
 schema's ``description``. Adding a property to a schema adds its column.
-Folded tables are computed from the history (see :mod:`siq_schemas.fold`).
+Folded tables are computed from the history (see :mod:`siq_schemas.converter.fold`).
 The data dictionary in ``docs/tables.md`` is generated from these specs.
 """
 
@@ -20,6 +20,9 @@ import pyarrow as pa
 from . import _registry
 from .executions import FIELD
 
+#: The files of an output beside its tables: what it holds and how it was made, and its schema drift.
+MANIFEST = "_manifest.json"
+DRIFT = "_drift.json"
 #: The version of the output's tables and columns, recorded in ``_manifest.json`` ("format"): bump when tables or
 #: columns change. A run over an output of another format rebuilds it from the sources.
 FORMAT = 3

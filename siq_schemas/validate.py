@@ -54,7 +54,7 @@ def iter_errors(payload: Any, strict: bool = False) -> Iterator[ValidationError]
     (drift detection).
     """
     validators = _validators(payload, strict)
-    if not _fast_is_valid(validators, payload):
+    if not verdict(validators, payload):
         yield from validators.explain.iter_errors(payload)
 
 
@@ -64,7 +64,7 @@ def is_valid(payload: Any, strict: bool = False) -> bool:
         validators = _validators(payload, strict)
     except UnknownEvent:
         return False
-    return _fast_is_valid(validators, payload)
+    return verdict(validators, payload)
 
 
 def validate(payload: Any, strict: bool = False) -> None:
@@ -74,7 +74,7 @@ def validate(payload: Any, strict: bool = False) -> None:
     The verdict is the compiled validator's, as for :func:`is_valid`.
     """
     validators = _validators(payload, strict)
-    if _fast_is_valid(validators, payload):
+    if verdict(validators, payload):
         return
     from jsonschema.exceptions import best_match
 
@@ -100,8 +100,11 @@ def invalid(error: ValidationError, event: str | None = None) -> PayloadInvalid:
     return PayloadInvalid(message, path, event, (error,))
 
 
-def _fast_is_valid(validators: _registry.Validators, payload: Any) -> bool:
-    """The compiled verdict; values it cannot take (integers over 64 bits) go to ``jsonschema``."""
+def verdict(validators: _registry.Validators, payload: Any) -> bool:
+    """Whether ``payload`` matches the schema of ``validators``, as :func:`is_valid` tells.
+
+    The compiled verdict; values it cannot take (integers over 64 bits) go to ``jsonschema``.
+    """
     try:
         return validators.fast.is_valid(payload)
     except (ValueError, OverflowError, TypeError):

@@ -52,7 +52,7 @@ def verify_signature(body: bytes | str, signature: str | bytes, keys: Keys) -> s
             body = body.encode("utf-8")
         except UnicodeEncodeError:
             raise SignatureInvalid("body is not valid text (lone surrogates cannot be UTF-8 encoded)") from None
-    candidates = keyring._by_size.get(len(raw))
+    candidates = keyring.candidates(len(raw))
     if not candidates:
         raise SignatureInvalid(_no_candidates(raw, keyring, signature))
     for position, key in enumerate(candidates):
@@ -60,8 +60,8 @@ def verify_signature(body: bytes | str, signature: str | bytes, keys: Keys) -> s
             key.key.verify(raw, body, _PADDING, _HASH)
         except InvalidSignature:
             continue
-        if position:  # try this key first next time (a dict store is atomic: safe across threads)
-            keyring._by_size[len(raw)] = (key, *candidates[:position], *candidates[position + 1 :])
+        if position:  # try this key first next time
+            keyring.prefer(key)
         return key.id
     tried = ", ".join(key.id for key in candidates)
     raise SignatureInvalid(f"signature {_short(signature)} does not verify with any key ({tried})")
@@ -163,7 +163,7 @@ def _decode_signature(signature: str | bytes) -> bytes:
 def _no_candidates(raw: bytes, keyring: Keyring, signature: str | bytes) -> str:
     if not keyring:
         return "no keys to verify the signature with"
-    sizes = "/".join(str(size) for size in sorted(keyring._by_size))
+    sizes = "/".join(str(size) for size in keyring.sizes)
     return f"signature {_short(signature)} is {len(raw)} bytes; the keys sign {sizes} bytes"
 
 

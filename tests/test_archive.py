@@ -8,7 +8,7 @@ import time
 
 import zstandard
 
-from siq_schemas.archive import Archive
+from siq_schemas.serve.archive import Archive
 
 NOON = calendar.timegm(time.strptime("2026-03-01 12:00", "%Y-%m-%d %H:%M"))
 

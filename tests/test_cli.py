@@ -203,3 +203,19 @@ def test_signature_header_with_surrounding_whitespace_verifies(tmp_path, capsys)
     report = siq_schemas.convert(archive, tmp_path / "out", keys=KEYS / "key_a_public.pem")
     assert report.rejected == 0 and report.events_written == 3
     assert set(siq_schemas.read_table(tmp_path / "out", "events")["signature"]) == {"valid"}
+
+
+def test_validate_verify_and_drift_read_within_the_limit_flags(tmp_path):
+    """`siq validate`, `verify` and `drift` take the limit flags: a record beyond them is unreadable there."""
+    deep = {**DEPARTMENT_DELETED, "entity": {"a": {"b": {"c": {"d": 1}}}}}
+    write_lines(tmp_path / "a.jsonl", [delivery(deep)])
+    archive = str(tmp_path / "a.jsonl")
+    assert json.loads(siq("validate", archive, "--json").stdout.splitlines()[-1])["unreadable"] == 0
+    shallow = siq("validate", archive, "--max-depth", "3", "--json")
+    assert shallow.returncode == 1 and json.loads(shallow.stdout.splitlines()[-1])["unreadable"] == 1
+    keys = ("--keys", str(KEYS / "key_a_public.pem"))
+    assert siq("verify", *keys, archive).returncode == 0
+    short = siq("verify", *keys, archive, "--max-record-bytes", "64")
+    assert short.returncode == 1 and "1 unreadable" in short.stderr
+    assert "unreadable records skipped" not in siq("drift", archive).stderr
+    assert "1 unreadable records skipped" in siq("drift", archive, "--max-depth", "3").stderr

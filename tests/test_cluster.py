@@ -9,9 +9,9 @@ import sys
 import pytest
 
 import siq_schemas
-from siq_schemas import _dask, pipeline
+from siq_schemas.converter import _dask, plan
+from tests.archives import chat, envelope, tables_of
 from tests.conftest import KEYS, delivery, write_lines
-from tests.test_convert import _tables, chat, envelope
 
 distributed = pytest.importorskip("distributed")
 
@@ -57,7 +57,7 @@ def test_dask_engine_gives_the_tables_of_the_local_engine(tmp_path, cluster):
     dask = siq_schemas.convert(archive, tmp_path / "dask", keys=KEY_A, engine="dask", scheduler=cluster)
     assert local.duplicates == 24 and local.rejected == 2 and local.balanced
     assert same(local, dask)
-    assert _tables(tmp_path / "local") == _tables(tmp_path / "dask")
+    assert tables_of(tmp_path / "local") == tables_of(tmp_path / "dask")
     events = siq_schemas.read_table(tmp_path / "dask", "events").set_index("entity_id")
     assert events.loc["d0", "deliveries"] == 2  # delivered in part-0 and part-2, staged by either worker
 
@@ -73,17 +73,17 @@ def test_dask_engine_runs_incrementally_like_the_local_engine(tmp_path, cluster)
     grown = siq_schemas.convert(archive, out, keys=KEY_A, engine="dask", scheduler=cluster)
     assert (grown.records_read, grown.events_written) == (1, 1)
     siq_schemas.convert(archive, tmp_path / "fresh", keys=KEY_A)
-    assert _tables(out) == _tables(tmp_path / "fresh")
+    assert tables_of(out) == tables_of(tmp_path / "fresh")
 
 
 def test_a_file_gone_before_its_task_runs_is_one_reject_and_read_when_back(tmp_path, cluster, monkeypatch):
     """A file removed between planning and its Dask task is one `unreadable` reject, read by the next run that can."""
     archive = split_archive(tmp_path / "archive")
     siq_schemas.convert(archive, tmp_path / "out", keys=KEY_A, engine="dask", scheduler=cluster)
-    before = _tables(tmp_path / "out")
+    before = tables_of(tmp_path / "out")
     record = delivery(chat()[0], received_at="2026-03-01T12:00:00Z")
     gone = write_lines(archive / "part-5.jsonl", [record])
-    fingerprint = pipeline._fingerprint
+    fingerprint = plan.fingerprint
 
     def fingerprint_then_remove(path):
         found = fingerprint(path)
@@ -91,10 +91,10 @@ def test_a_file_gone_before_its_task_runs_is_one_reject_and_read_when_back(tmp_p
             gone.unlink()  # gone between planning and staging: the worker cannot open it
         return found
 
-    monkeypatch.setattr(pipeline, "_fingerprint", fingerprint_then_remove)
+    monkeypatch.setattr(plan, "fingerprint", fingerprint_then_remove)
     report = siq_schemas.convert(archive, tmp_path / "out", keys=KEY_A, engine="dask", scheduler=cluster)
     assert (report.records_read, report.rejected_by_reason["unreadable"], report.events_written) == (1, 1, 0)
-    assert _tables(tmp_path / "out")["events"] == before["events"]
+    assert tables_of(tmp_path / "out")["events"] == before["events"]
     monkeypatch.undo()
     write_lines(gone, [record])
     back = siq_schemas.convert(archive, tmp_path / "out", keys=KEY_A, engine="dask", scheduler=cluster)
@@ -105,7 +105,7 @@ def test_an_unreachable_scheduler_is_a_clear_error(tmp_path, monkeypatch):
     """A scheduler that does not answer raises ClusterError naming its address, quickly."""
     monkeypatch.setattr(_dask, "CONNECT_TIMEOUT", "1s")
     write_lines(tmp_path / "a.jsonl", chat()[:1])
-    with pytest.raises(_dask.ClusterError, match=r"tcp://127\.0\.0\.1:9"):
+    with pytest.raises(siq_schemas.ClusterError, match=r"tcp://127\.0\.0\.1:9"):
         siq_schemas.convert(tmp_path / "a.jsonl", tmp_path / "out", engine="dask", scheduler="tcp://127.0.0.1:9")
     assert not (tmp_path / "out").exists()
 
@@ -127,7 +127,7 @@ def test_convert_command_with_the_dask_engine_on_its_own_local_cluster(tmp_path)
     assert dask.returncode == 0, dask.stderr
     local = siq_schemas.convert(archive, tmp_path / "local", keys=KEY_A)
     assert dask.stdout.count('"events_written": ') == 1 and f'"events_written": {local.events_written},' in dask.stdout
-    assert _tables(tmp_path / "local") == _tables(tmp_path / "dask")
+    assert tables_of(tmp_path / "local") == tables_of(tmp_path / "dask")
 
 
 def test_convert_command_documents_and_checks_the_engine_options():

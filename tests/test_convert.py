@@ -12,8 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 import siq_schemas
-from siq_schemas import pipeline
+from siq_schemas.converter import Tuning
 from siq_schemas.tables import TABLES
+from tests.archives import chat, envelope, tables_of
 from tests.conftest import DEPARTMENT_DELETED, KEYS, RATED, delivery, write_lines
 
 KEY_A = KEYS / "key_a_public.pem"
@@ -36,63 +37,7 @@ FIXED = {
 }
 
 
-def envelope(event: str, entity_id: str, time: int, entity: dict | None = None, **extra) -> dict:
-    """A valid payload of ``event`` (the envelope fields as real deliveries carry them)."""
-    payload = {
-        "version": 1,
-        "event": event,
-        "event_time": str(time),
-        "org_id": "55778119",
-        "app_id": "40526000000002040",
-        "entity_type": event.split(".")[0],
-        "entity_id": entity_id,
-        "attempt": 1,
-        "handler": "execution",
-        "webhook": {"id": "w1"},
-        **extra,
-    }
-    if entity is not None:
-        payload["entity"] = entity
-    return payload
-
-
-def conversation(event: str, cid: str, time: int, **entity) -> dict:
-    base = {"id": cid, "department_id": "d1", "owner": {"id": "o1"}, "visitor": {"id": "v1", "type": "lead"}}
-    return envelope(event, cid, time, {**base, **entity})
-
-
-def reply(event: str, cid: str, time: int, sender: dict, text: str | None = None, **message) -> dict:
-    body = {"sender": sender, **message}
-    if text is not None:
-        body.update(text=text, msgid=f"m{time}")
-    return envelope(event, cid, time, {"id": cid, "message": body, "visitor": {"id": "v1"}, "owner": {"id": "o1"}})
-
-
-def chat() -> list[dict]:
-    """One attended conversation: opened 0 s, attended 10 s, bot at 12 s, operator at 15 s, ended 100 s, rated."""
-    t = 1_772_000_000_000
-    return [
-        conversation("conversation.created", "c1", t, opened_time=str(t)),
-        conversation(
-            "conversation.attender.updated", "c1", t + 10_000, opened_time=str(t), attended_time=str(t + 10_000)
-        ),
-        reply(
-            "conversation.visitor.replied", "c1", t + 11_000, {"id": "$2463902591169630574", "type": "visitor"}, "hi"
-        ),
-        reply("conversation.operator.replied", "c1", t + 12_000, {"id": "b1", "type": "bot"}, meta={}, list=[]),
-        reply("conversation.operator.replied", "c1", t + 15_000, {"id": "o1", "type": "operator"}, "hello"),
-        reply("conversation.operator.replied", "c1", t + 15_000, {"id": "o1", "type": "operator"}, "how can I help"),
-        conversation(
-            "conversation.completed", "c1", t + 100_000, attended_time=str(t + 10_000), end_time=str(t + 100_000)
-        ),
-        envelope("conversation.rated", "c1", t + 120_000, {"rating": 4, "feedback": "ok", "owner": {"id": "o1"}}),
-        conversation("conversation.created", "c2", t + 1_000, opened_time=str(t + 1_000)),
-        conversation("conversation.missed", "c2", t + 60_000, missed_time=str(t + 60_000)),
-        conversation("conversation.created", "c3", t + 2_000),
-    ]
-
-
-def convert(tmp_path: Path, records: list, out: str = "out", **options) -> pipeline.Report:
+def convert(tmp_path: Path, records: list, out: str = "out", **options) -> siq_schemas.Report:
     archive = tmp_path / f"archive-{out}"
     archive.mkdir()
     write_lines(archive / "part0.jsonl", records)
@@ -241,15 +186,6 @@ def test_membership_is_replayed_from_operator_and_department_events(tmp_path):
     assert list(departments.loc["d1", "operators"]) == [] and not pd.isna(departments.loc["d1", "deleted_time"])
 
 
-def _tables(out: Path) -> dict[str, pa.Table]:
-    """Every table of an output, without the columns that name the run's files."""
-    result = {}
-    for name in TABLES:
-        data = pq.read_table(out / name)
-        result[name] = data.drop_columns([c for c in ("source",) if c in data.column_names])
-    return result
-
-
 def test_converting_twice_or_in_halves_equals_converting_once(tmp_path):
     """Re-running adds nothing; two halves into one output equal one run over everything."""
     records = [delivery(p) for p in chat()]
@@ -264,7 +200,7 @@ def test_converting_twice_or_in_halves_equals_converting_once(tmp_path):
     again = siq_schemas.convert([first, second], tmp_path / "once", keys=KEY_A)
     assert (again.records_read, again.events_written, again.files_unchanged) == (0, 0, 2)
     assert once.duplicates == 1 and once.rejected == 1
-    assert _tables(tmp_path / "once") == _tables(tmp_path / "halves")
+    assert tables_of(tmp_path / "once") == tables_of(tmp_path / "halves")
 
 
 def test_a_grown_file_adds_only_its_new_lines(tmp_path):
@@ -279,20 +215,20 @@ def test_a_grown_file_adds_only_its_new_lines(tmp_path):
     assert (report.records_read, report.events_written) == (len(records) - 5, len(records) - 5)
     fresh = siq_schemas.convert(archive, tmp_path / "fresh", keys=KEY_A)
     assert fresh.events_written == len(records)
-    assert _tables(tmp_path / "out") == _tables(tmp_path / "fresh")
+    assert tables_of(tmp_path / "out") == tables_of(tmp_path / "fresh")
 
 
-def test_output_does_not_depend_on_the_number_of_workers(tmp_path, monkeypatch):
+def test_output_does_not_depend_on_the_number_of_workers(tmp_path):
     """Several files staged by two worker processes give the same tables as one process."""
-    monkeypatch.setattr(pipeline, "PARALLEL_BYTES", 0)
+    tuning = Tuning(parallel_bytes=0)  # worker processes even for a small archive
     payloads = chat()
     for index in range(4):
         write_lines(tmp_path / f"{index}.jsonl", [delivery(p) for p in payloads[index::4]] + [delivery(payloads[0])])
     files = sorted(tmp_path.glob("*.jsonl"))
-    one = siq_schemas.convert(files, tmp_path / "one", keys=KEY_A, workers=1)
-    two = siq_schemas.convert(files, tmp_path / "two", keys=KEY_A, workers=2)
+    one = siq_schemas.convert(files, tmp_path / "one", keys=KEY_A, workers=1, tuning=tuning)
+    two = siq_schemas.convert(files, tmp_path / "two", keys=KEY_A, workers=2, tuning=tuning)
     assert one.to_dict() | {"out": "", "seconds": 0} == two.to_dict() | {"out": "", "seconds": 0}
-    assert _tables(tmp_path / "one") == _tables(tmp_path / "two")
+    assert tables_of(tmp_path / "one") == tables_of(tmp_path / "two")
 
 
 def test_output_folder_that_is_not_a_siq_output_is_refused(tmp_path):
@@ -304,7 +240,7 @@ def test_output_folder_that_is_not_a_siq_output_is_refused(tmp_path):
     assert (tmp_path / "out" / "notes.txt").read_text() == "mine"
 
 
-def test_merging_in_buckets_gives_the_same_tables(tmp_path, monkeypatch):
+def test_merging_in_buckets_gives_the_same_tables(tmp_path):
     """Large archives are merged one bucket of event keys and sorted one range of times at a time: same tables."""
     records = [delivery(p) for p in chat()] + [delivery(chat()[4], received_at="2026-03-01T11:00:00Z")]
     first, second = tmp_path / "a", tmp_path / "b"
@@ -312,13 +248,12 @@ def test_merging_in_buckets_gives_the_same_tables(tmp_path, monkeypatch):
     write_lines(first / "1.jsonl", records[:7])
     write_lines(second / "2.jsonl", records[7:])
     siq_schemas.convert([first, second], tmp_path / "single", keys=KEY_A)
-    monkeypatch.setattr(pipeline, "BUCKET_BYTES", 1)
-    monkeypatch.setattr(pipeline, "RANGE_BYTES", 1)
-    bucketed = siq_schemas.convert([first, second], tmp_path / "bucketed", keys=KEY_A)
+    tuning = Tuning(bucket_bytes=1, range_bytes=1)  # as many buckets and ranges as there can be
+    bucketed = siq_schemas.convert([first, second], tmp_path / "bucketed", keys=KEY_A, tuning=tuning)
     siq_schemas.convert(first, tmp_path / "halves", keys=KEY_A)
     siq_schemas.convert(second, tmp_path / "halves", keys=KEY_A)
     assert bucketed.duplicates == 1 and bucketed.events_written == 11
-    assert _tables(tmp_path / "bucketed") == _tables(tmp_path / "single") == _tables(tmp_path / "halves")
+    assert tables_of(tmp_path / "bucketed") == tables_of(tmp_path / "single") == tables_of(tmp_path / "halves")
 
 
 def test_a_file_named_another_way_is_still_unchanged(tmp_path, monkeypatch):

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 import siq_schemas
-from siq_schemas import drift, pipeline
+from siq_schemas import drift
 from siq_schemas.cli import main
+from siq_schemas.converter import Tuning, output
 from siq_schemas.drift import Drift
 from siq_schemas.parse import loads
 from siq_schemas.read import expand, read_records
@@ -206,11 +207,10 @@ def test_drift_command_on_a_missing_file_is_one_clean_line(tmp_path):
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_convert_writes_the_drift_report(archive, monkeypatch, capsys, workers):
+def test_convert_writes_the_drift_report(archive, capsys, workers):
     """`siq convert` writes what `siq drift` reports to OUT/_drift.json, with one or two workers, and says so."""
-    monkeypatch.setattr(pipeline, "PARALLEL_BYTES", 0)
-    report = siq_schemas.convert(archive, archive.parent / "out", workers=workers)
-    written = json.loads((archive.parent / "out" / drift.REPORT).read_text())
+    report = siq_schemas.convert(archive, archive.parent / "out", workers=workers, tuning=Tuning(parallel_bytes=0))
+    written = json.loads((archive.parent / "out" / output.DRIFT).read_text())
     inputs = written.pop("inputs")
     assert written == expected(archive)
     assert sorted(inputs) == [str(archive / "deliveries.jsonl"), str(archive / "export.json")]
@@ -238,8 +238,8 @@ def test_convert_in_steps_gives_the_drift_of_one_conversion(archive, tmp_path):
     again = siq_schemas.convert(archive, tmp_path / "out")
     assert (again.records_read, again.drift) == (0, 9)
     siq_schemas.convert(archive, tmp_path / "fresh")
-    stepped = json.loads((tmp_path / "out" / drift.REPORT).read_text())
-    fresh = json.loads((tmp_path / "fresh" / drift.REPORT).read_text())
+    stepped = json.loads((tmp_path / "out" / output.DRIFT).read_text())
+    fresh = json.loads((tmp_path / "fresh" / output.DRIFT).read_text())
     assert stepped == fresh
     assert {key: value for key, value in fresh.items() if key != "inputs"} == expected(archive)
 
@@ -290,5 +290,5 @@ def test_capped_findings_merge_to_the_report_of_one_pass_with_exact_counts(tmp_p
     assert others["count"] == sum(truth.values()) - sum(itemised.values()) > 0
     siq_schemas.convert(next(iter(files)), tmp_path / "out")
     siq_schemas.convert(list(files), tmp_path / "out")
-    written = json.loads((tmp_path / "out" / drift.REPORT).read_text())
+    written = json.loads((tmp_path / "out" / output.DRIFT).read_text())
     assert {key: value for key, value in written.items() if key != "inputs"} == whole

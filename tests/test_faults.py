@@ -23,11 +23,12 @@ import pyarrow as pa
 import pytest
 
 import siq_schemas
-from siq_schemas import merge, pipeline, write
 from siq_schemas.cli import main
+from siq_schemas.converter import merge, output, plan, write
+from siq_schemas.converter.staging import Staging
+from tests.archives import chat, envelope
 from tests.conftest import write_lines
-from tests.test_convert import chat, envelope
-from tests.test_runs import snapshot
+from tests.processes import snapshot
 
 ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
@@ -101,14 +102,14 @@ def test_a_source_removed_mid_run_is_one_reject_and_read_when_back(tmp_path, mon
     archive.mkdir()
     write_lines(archive / "a.jsonl", chat()[:5])
     write_lines(archive / "b.jsonl", chat()[5:])
-    plan = pipeline._plan
+    plan_files = plan.plan_files
 
     def plan_then_remove(*args):
-        planned = plan(*args)
+        planned = plan_files(*args)
         (archive / "b.jsonl").rename(tmp_path / "b.jsonl")
         return planned
 
-    monkeypatch.setattr(pipeline, "_plan", plan_then_remove)
+    monkeypatch.setattr(plan, "plan_files", plan_then_remove)
     report = siq_schemas.convert(archive, tmp_path / "out")
     monkeypatch.undo()
     assert (report.records_read, report.events_written, report.rejected_by_reason["unreadable"]) == (6, 5, 1)
@@ -175,11 +176,11 @@ def full_disk(monkeypatch: pytest.MonkeyPatch, where: str) -> None:
         raise ENOSPC
 
     target = {
-        "stage": (write, "write_staged"),
+        "stage": (Staging, "write"),
         "merge": (merge, "_copy"),
         "table": (write, "write_table"),
-        "manifest": (pipeline, "_write_manifest"),
-        "commit": (write, "_fsync_tree"),
+        "manifest": (output, "write_manifest"),
+        "commit": (output, "_fsync_tree"),
     }[where]
     monkeypatch.setattr(*target, fail)
 

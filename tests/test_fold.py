@@ -2,7 +2,7 @@
 
 :func:`replay` is the definition of the fold (docs/tables.md) written as the
 simplest program: every event applied to the state in replay order. The SQL
-of :mod:`siq_schemas.fold` must give the same tables on any history.
+of :mod:`siq_schemas.converter.fold` must give the same tables on any history.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import duckdb
 import pyarrow as pa
 from hypothesis import strategies as st
 
-from siq_schemas import fold
+from siq_schemas.converter import fold
 from siq_schemas.tables import TABLES
 from tests.fuzzing import fuzz
 

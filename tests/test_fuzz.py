@@ -33,18 +33,17 @@ import zstandard
 from hypothesis import strategies as st
 
 import siq_schemas
+import siq_schemas.tables
+from siq_schemas.converter import merge
 from siq_schemas.dedupe import event_key
-from siq_schemas.exceptions import PayloadInvalid, UnknownEvent, Unreadable
+from siq_schemas.exceptions import REASONS, PayloadInvalid, UnknownEvent, Unreadable
 from siq_schemas.parse import loads
-from siq_schemas.pipeline import REASONS
 from siq_schemas.read import BOM, RAW_PREFIX, Limits, read_records
 from tests import fuzzing
+from tests.archives import bomb, chat, envelope
 from tests.conftest import KEYS, sign, write_lines
 from tests.fuzzing import fuzz
-from tests.processes import siq_ready
-from tests.test_convert import chat, envelope
-from tests.test_hostile import bomb
-from tests.test_runs import snapshot
+from tests.processes import siq_ready, snapshot
 
 KEY_A = KEYS / "key_a_public.pem"
 POOL = [
@@ -338,7 +337,7 @@ def test_random_kills_leave_the_previous_output(tmp_path):
         time.sleep(random.uniform(0, whole))
         os.killpg(process.pid, how)
         _, error = process.communicate(timeout=60)
-        for name in siq_schemas.pipeline.TABLES:
+        for name in siq_schemas.tables.TABLES:
             pq.read_table(out / name)
         if snapshot(out) != before:  # the run committed before the signal: all of it is there
             assert json.loads((out / "_manifest.json").read_text())["tables"]["events"] == 30_000 + len(chat())
@@ -423,7 +422,7 @@ def test_any_sequence_of_runs_ends_as_one_fresh_conversion(case: tuple[list[Any]
                 write(values[0])
                 (archive / f"day{values[0]}.jsonl").unlink()
             elif kind == "run" and values[0]:  # interrupted at the merge, when it gets that far
-                interrupt = mock.patch.object(siq_schemas.merge, "build", side_effect=KeyboardInterrupt)
+                interrupt = mock.patch.object(merge, "build", side_effect=KeyboardInterrupt)
                 with interrupt, contextlib.suppress(KeyboardInterrupt):
                     siq_schemas.convert(archive, out, **options())
             elif kind == "run":
@@ -437,7 +436,7 @@ def test_any_sequence_of_runs_ends_as_one_fresh_conversion(case: tuple[list[Any]
 
 def output_tables(out: Path) -> dict[str, Any]:
     """Every table of an output, without the columns that name the files read."""
-    tables = {name: pq.read_table(out / name) for name in siq_schemas.pipeline.TABLES}
+    tables = {name: pq.read_table(out / name) for name in siq_schemas.tables.TABLES}
     return {
         name: data.drop_columns([c for c in ("source",) if c in data.column_names]) for name, data in tables.items()
     }

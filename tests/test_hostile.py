@@ -11,7 +11,6 @@ import base64
 import gzip
 import json
 import tracemalloc
-import zlib
 from pathlib import Path
 
 import pandas as pd
@@ -20,15 +19,15 @@ import zstandard
 
 import siq_schemas
 from siq_schemas.read import RAW_PREFIX, Limits, read_records
+from tests.archives import bomb, envelope
 from tests.conftest import DEPARTMENT_DELETED, KEYS, delivery, sign, write_lines
-from tests.test_convert import envelope
 
 KEY_A = KEYS / "key_a_public.pem"
 SAMPLE = Path(__file__).parent.parent / "data" / "sample"
 GOOD = json.dumps(DEPARTMENT_DELETED)
 
 
-def convert(archive: Path, out: Path, **options) -> tuple[siq_schemas.pipeline.Report, list[dict]]:
+def convert(archive: Path, out: Path, **options) -> tuple[siq_schemas.Report, list[dict]]:
     """Convert, check the identity and that the rejects table holds one row with a raw record per reject."""
     report = siq_schemas.convert(archive, out, **options)
     assert report.balanced, report
@@ -123,13 +122,6 @@ def test_nesting_up_to_the_limit_is_read(tmp_path):
 
 
 # ---------------------------------------------------------------------------- compression
-
-
-def bomb(suffix: str, size: int) -> bytes:
-    """``size`` zero bytes compressed (gzip level 9 or zstd): they expand more than 1000 times."""
-    zeros = b"\0" * (1 << 20)
-    packer = zlib.compressobj(9, zlib.DEFLATED, 31) if suffix == ".gz" else zstandard.ZstdCompressor().compressobj()
-    return b"".join(packer.compress(zeros) for _ in range(size >> 20)) + packer.flush()
 
 
 @pytest.mark.parametrize("suffix", [".gz", ".zst"])

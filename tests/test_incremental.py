@@ -17,9 +17,11 @@ import pytest
 import zstandard
 
 import siq_schemas
-from siq_schemas import merge
-from siq_schemas.pipeline import AccountingError
+from siq_schemas import AccountingError
+from siq_schemas.converter import merge
+from siq_schemas.converter.staging import Staging
 from siq_schemas.tables import TABLES
+from tests.archives import tables_of
 from tests.conftest import DEPARTMENT_DELETED, KEYS, delivery
 
 KEY_A, KEY_B = KEYS / "key_a_public.pem", KEYS / "key_b_public.pem"
@@ -34,20 +36,11 @@ def lines(count: int, start: int = 0, key: str | None = "a") -> list[str]:
     return [json.dumps(delivery(payload, key=key)) + "\n" for payload in payloads]
 
 
-def tables(out: Path) -> dict[str, pa.Table]:
-    """Every table of an output, without the columns that name the files read."""
-    result = {}
-    for name in TABLES:
-        data = pq.read_table(out / name)
-        result[name] = data.drop_columns([c for c in ("source",) if c in data.column_names])
-    return result
-
-
 def fresh(tmp_path: Path, sources: list[Path], **options) -> dict[str, pa.Table]:
     """The tables of one fresh conversion of ``sources`` with ``options``."""
     out = tmp_path / f"fresh-{len(list(tmp_path.glob('fresh-*')))}"
     siq_schemas.convert(sources, out, **options)
-    return tables(out)
+    return tables_of(out)
 
 
 def siq(*arguments: str) -> subprocess.CompletedProcess:
@@ -83,7 +76,7 @@ def test_a_line_still_being_written_is_left_for_the_next_run(tmp_path):
     archive.write_text("".join(written))
     report = siq_schemas.convert(archive, out, keys=KEY_A)
     assert (report.records_read, report.events_written, report.rejected, report.pending) == (3, 3, 0, 0)
-    assert tables(out) == fresh(tmp_path, [archive], keys=KEY_A)
+    assert tables_of(out) == fresh(tmp_path, [archive], keys=KEY_A)
 
 
 def test_an_unterminated_last_line_that_parses_is_a_record(tmp_path):
@@ -111,7 +104,7 @@ def test_a_torn_tail_cut_off_does_not_make_the_file_look_changed(tmp_path):
     archive.write_text("".join(written))
     grown = siq_schemas.convert(archive, out, keys=KEY_A)
     assert (grown.records_read, grown.events_written, grown.rebuilt) == (2, 2, "")
-    assert tables(out) == fresh(tmp_path, [archive], keys=KEY_A)
+    assert tables_of(out) == fresh(tmp_path, [archive], keys=KEY_A)
 
 
 @pytest.mark.parametrize("suffix", [".gz", ".zst"])
@@ -132,7 +125,7 @@ def test_a_compressed_file_still_being_written_is_read_once_complete(tmp_path, s
         "",
     )
     assert set(siq_schemas.read_table(out, "events")["deliveries"]) == {1}
-    assert tables(out) == fresh(tmp_path, [archive], keys=KEY_A)
+    assert tables_of(out) == fresh(tmp_path, [archive], keys=KEY_A)
 
 
 # ---------------------------------------------------------------------------- compressed copies
@@ -162,7 +155,7 @@ def test_the_compressed_copy_of_a_day_read_before_is_not_read_again(tmp_path, su
     day.unlink(missing_ok=True)
     fourth = siq_schemas.convert(folder, out, keys=KEY_A)
     assert third.records_read == fourth.records_read == 0 and not fourth.rebuilt
-    assert tables(out) == fresh(tmp_path, [folder], keys=KEY_A)
+    assert tables_of(out) == fresh(tmp_path, [folder], keys=KEY_A)
 
 
 def test_a_fresh_run_reads_a_day_and_its_compressed_copy_once(tmp_path):
@@ -219,7 +212,7 @@ def test_other_settings_rebuild_the_output_as_a_fresh_run_would(tmp_path, before
     report = siq_schemas.convert(archive, out, **after)
     assert report.rebuilt.startswith("settings changed (") and report.balanced
     assert report.records_read == 9 and report.events_written + report.duplicates + report.rejected == 9
-    assert tables(out) == fresh(tmp_path, [archive], **after)
+    assert tables_of(out) == fresh(tmp_path, [archive], **after)
     assert siq_schemas.convert(archive, out, **after).records_read == 0  # then runs are incremental again
 
 
@@ -247,12 +240,12 @@ def test_a_rebuild_reads_the_known_inputs_and_names_those_gone(tmp_path, caplog)
     siq_schemas.convert(second, out, keys=KEY_A)
     report = siq_schemas.convert(second, out, keys=[KEY_A, KEY_B])
     assert (report.files, report.records_read, report.events_written, report.gone) == (2, 6, 6, [])
-    assert tables(out) == fresh(tmp_path, [first, second], keys=[KEY_A, KEY_B])
+    assert tables_of(out) == fresh(tmp_path, [first, second], keys=[KEY_A, KEY_B])
     first.unlink()
     with caplog.at_level(logging.WARNING, logger="siq_schemas"):
         gone = siq_schemas.convert(second, out, keys=KEY_A, rebuild=True)
     assert gone.gone == [str(first)] and f"{first}: gone" in caplog.text
-    assert tables(out) == fresh(tmp_path, [second], keys=KEY_A)
+    assert tables_of(out) == fresh(tmp_path, [second], keys=KEY_A)
 
 
 def test_a_file_changed_other_than_by_growing_is_rebuilt(tmp_path):
@@ -264,7 +257,7 @@ def test_a_file_changed_other_than_by_growing_is_rebuilt(tmp_path):
     report = siq_schemas.convert(archive, out, keys=KEY_A)
     assert report.rebuilt == f"{archive}: changed other than by growing"
     assert (report.records_read, report.events_written) == (7, 7)
-    assert tables(out) == fresh(tmp_path, [archive], keys=KEY_A)
+    assert tables_of(out) == fresh(tmp_path, [archive], keys=KEY_A)
 
 
 def drop_a_column(out: Path) -> None:
@@ -294,7 +287,7 @@ def test_an_output_of_an_older_format_is_rebuilt_not_a_crash(tmp_path, age):
     result = siq("convert", str(archive), "--out", str(out), "--keys", str(KEY_A))
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     assert "rebuilding from the sources" in result.stderr
-    assert tables(out) == fresh(tmp_path, [archive], keys=KEY_A)
+    assert tables_of(out) == fresh(tmp_path, [archive], keys=KEY_A)
 
 
 # ---------------------------------------------------------------------------- accounting that can fail
@@ -306,20 +299,20 @@ def test_staged_rows_that_go_missing_fail_the_run(tmp_path, monkeypatch, staged)
     archive, out = tmp_path / "a.jsonl", tmp_path / "out"
     archive.write_text("".join(lines(3)))
     siq_schemas.convert(archive, out, keys=KEY_A)
-    before = tables(out)
+    before = tables_of(out)
     with archive.open("a") as handle:
         handle.writelines([*lines(4, 10), *lines(2), "{broken\n"])
     build = merge.build
 
-    def losing(temp: Path, *arguments):
-        files = sorted((temp / "_stage" / staged).rglob("*.parquet"))
+    def losing(staging: Staging, *arguments):
+        files = sorted((staging.folder / staged).rglob("*.parquet"))
         files[0].unlink()
-        return build(temp, *arguments)
+        return build(staging, *arguments)
 
     monkeypatch.setattr(merge, "build", losing)
     with pytest.raises(AccountingError, match="rows went missing"):
         siq_schemas.convert(archive, out, keys=KEY_A)
-    assert tables(out) == before
+    assert tables_of(out) == before
 
 
 def test_duplicates_are_counted_by_the_merge(tmp_path):

@@ -17,8 +17,9 @@ import pandas as pd
 import pytest
 
 import siq_schemas
+from siq_schemas._decompress import CHUNK
 from siq_schemas.parse import DEPTH_CEILING
-from siq_schemas.read import CHUNK, Limits, expand, read_records
+from siq_schemas.read import Limits, expand, read_records
 from tests.conftest import DEPARTMENT_DELETED, KEYS, delivery, sign, siq, write_lines
 
 KEY_A = KEYS / "key_a_public.pem"

@@ -11,6 +11,7 @@ from pathlib import Path
 import duckdb
 
 from siq_schemas import drift
+from siq_schemas.converter import output
 
 #: A generous bound on a run's peak memory: each of these archives took 1.8 to 2.5 GB before it was bounded.
 PEAK = 1 << 30
@@ -51,7 +52,7 @@ def test_many_distinct_unknown_fields_keep_memory_and_the_drift_report_small(tmp
     )
     archive = write_archive(tmp_path / "fields.jsonl", records)
     assert peak_of_convert(archive, tmp_path / "out") < PEAK
-    report_file = tmp_path / "out" / drift.REPORT
+    report_file = tmp_path / "out" / output.DRIFT
     assert report_file.stat().st_size < 4 << 20
     report = json.loads(report_file.read_text())
     unknown = [f for f in report["findings"] if f["kind"] == "unknown-field"]

@@ -14,9 +14,9 @@ import pytest
 
 import siq_schemas
 from siq_schemas.tables import TABLES
+from tests.archives import chat, envelope
 from tests.conftest import KEYS, delivery, write_lines
 from tests.processes import snapshot
-from tests.test_convert import chat, envelope
 
 
 def siq(*arguments: str, **options) -> subprocess.Popen | subprocess.CompletedProcess:

@@ -10,11 +10,12 @@ import pytest
 import referencing.exceptions
 
 import siq_schemas
+import siq_schemas.tables
 from siq_schemas import _registry
 from siq_schemas.cli import main
 from siq_schemas.dedupe import event_key
+from tests.archives import chat, envelope
 from tests.conftest import KEYS, delivery, sign, write_lines
-from tests.test_convert import chat, envelope
 
 KEY_A = KEYS / "key_a_public.pem"
 
@@ -184,5 +185,5 @@ def test_payload_text_is_data_never_code_or_a_path(tmp_path, monkeypatch):
     assert sorted(siq_schemas.read_table(out, "rejects")["event"]) == sorted(HOSTILE_TEXT)
     assert not [path for path in Path("/tmp").glob("pwned*")] and not list(tmp_path.rglob("pwned*"))
     assert sorted(path.name for path in out.iterdir()) == sorted(
-        [*siq_schemas.pipeline.TABLES, "_manifest.json", "_drift.json"]
+        [*siq_schemas.tables.TABLES, "_manifest.json", "_drift.json"]
     )

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from siq_schemas import convert, read_table
-from siq_schemas.archive import SLOTS, Archive
+from siq_schemas.serve.archive import SLOTS, Archive
 from tests.conftest import KEYS
 from tests.receiver import (
     KEY_A,

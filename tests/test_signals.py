@@ -172,10 +172,10 @@ def test_ctrl_c_while_the_command_loads_is_an_interrupt(archive, tmp_path):
 
 
 def test_importing_the_package_installs_no_signal_handler():
-    """`import siq_schemas` (and its pipeline) leaves every signal's handler as it was, and loads no heavy module."""
+    """`import siq_schemas` (and its converter) leaves every signal's handler as it was, and loads no heavy module."""
     code = (
         "import signal, sys; before = {n: signal.getsignal(n) for n in signal.valid_signals()}; "
-        "import siq_schemas, siq_schemas.pipeline; "
+        "import siq_schemas, siq_schemas.converter; "
         "print(before == {n: signal.getsignal(n) for n in signal.valid_signals()})"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -14,10 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 
 import siq_schemas
-from siq_schemas import pipeline, storage
+from siq_schemas import storage
+from siq_schemas.converter import Tuning
 from siq_schemas.tables import TABLES
+from tests.archives import chat, envelope, tables_of
 from tests.conftest import KEYS, delivery, write_lines
-from tests.test_convert import _tables, chat, envelope
 
 fsspec = pytest.importorskip("fsspec")
 moto_server = pytest.importorskip("moto.server")
@@ -96,16 +97,16 @@ def objects(fs, url):
     return sorted(path[len(root) + 1 :] for path in fs.find(root))
 
 
-def test_s3_round_trip_equals_a_local_conversion(tmp_path, s3, bucket, monkeypatch):
+def test_s3_round_trip_equals_a_local_conversion(tmp_path, s3, bucket):
     """Sources and output on S3 give the tables of a local run; re-running adds nothing, a new file only its events."""
     local = archive(tmp_path / "archive")
     upload(s3, local, f"{bucket}/archive")
-    monkeypatch.setattr(pipeline, "PARALLEL_BYTES", 0)  # forked workers open the sources through s3fs too
-    report = siq_schemas.convert(f"{bucket}/archive", f"{bucket}/out", keys=KEY_A, workers=2)
+    workers = Tuning(parallel_bytes=0)  # worker processes open the sources through s3fs too
+    report = siq_schemas.convert(f"{bucket}/archive", f"{bucket}/out", keys=KEY_A, workers=2, tuning=workers)
     expected = siq_schemas.convert(local, tmp_path / "local", keys=KEY_A)
     assert report.out == f"{bucket}/out" and report.to_dict() | {"out": ""} == expected.to_dict() | {
         "out": "", "seconds": report.seconds}  # fmt: skip
-    assert remote_tables(f"{bucket}/out") == _tables(tmp_path / "local")
+    assert remote_tables(f"{bucket}/out") == tables_of(tmp_path / "local")
     events = siq_schemas.read_table(f"{bucket}/out", "events")
     assert events.source.str.startswith(f"{bucket}/archive/").all()
     manifest = json.loads(s3.cat_file(f"{bucket}/out/_manifest.json"))
@@ -121,7 +122,7 @@ def test_s3_round_trip_equals_a_local_conversion(tmp_path, s3, bucket, monkeypat
     more = siq_schemas.convert(f"{bucket}/archive/*.jsonl", f"{bucket}/out", keys=KEY_A)
     assert (more.records_read, more.events_written, more.files_unchanged) == (1, 1, 2)
     siq_schemas.convert(local, tmp_path / "fresh", keys=KEY_A)
-    assert remote_tables(f"{bucket}/out") == _tables(tmp_path / "fresh")
+    assert remote_tables(f"{bucket}/out") == tables_of(tmp_path / "fresh")
     manifest = json.loads(s3.cat_file(f"{bucket}/out/_manifest.json"))
     assert objects(s3, f"{bucket}/out") == sorted([*manifest["objects"].values(), "_manifest.json", "_drift.json"])
 
@@ -134,7 +135,7 @@ def test_dask_workers_read_sources_from_s3(tmp_path, s3, bucket):
     expected = siq_schemas.convert(local, tmp_path / "local", keys=KEY_A)
     assert (report.events_written, report.duplicates, report.rejected) == (
         expected.events_written, expected.duplicates, expected.rejected)  # fmt: skip
-    assert remote_tables(f"{bucket}/out") == _tables(tmp_path / "local")
+    assert remote_tables(f"{bucket}/out") == tables_of(tmp_path / "local")
 
 
 def test_a_publish_that_dies_before_its_manifest_leaves_the_previous_output(tmp_path, monkeypatch):
@@ -163,7 +164,7 @@ def test_a_publish_that_dies_before_its_manifest_leaves_the_previous_output(tmp_
     report = siq_schemas.convert(local, out, keys=KEY_A)
     assert (report.records_read, report.events_written) == (8, 5)
     siq_schemas.convert(local, tmp_path / "fresh", keys=KEY_A)
-    assert remote_tables(out) == _tables(tmp_path / "fresh")
+    assert remote_tables(out) == tables_of(tmp_path / "fresh")
     assert len([name for name in objects(fs, out) if name.startswith("events/")]) == 1
 
 
@@ -177,7 +178,7 @@ def test_memory_and_file_urls(tmp_path):
     assert (tmp_path / "out" / "_manifest.json").exists()
     files = siq_schemas.table_files(tmp_path / "out", "events")
     assert files == [str(tmp_path / "out" / "events" / "part-00000.parquet")]
-    assert remote_tables(f"memory://{tmp_path.name}/out") == _tables(tmp_path / "out")
+    assert remote_tables(f"memory://{tmp_path.name}/out") == tables_of(tmp_path / "out")
 
 
 def test_a_url_that_is_not_a_siq_output_is_refused(tmp_path):
@@ -185,12 +186,12 @@ def test_a_url_that_is_not_a_siq_output_is_refused(tmp_path):
     fs = fsspec.filesystem("memory")
     fs.pipe_file(f"/{tmp_path.name}/other/data.csv", b"a,b\n")
     write_lines(tmp_path / "a.jsonl", chat()[:1])
-    with pytest.raises(storage.StorageError, match="not a siq output"):
+    with pytest.raises(siq_schemas.StorageError, match="not a siq output"):
         siq_schemas.convert(tmp_path / "a.jsonl", f"memory://{tmp_path.name}/other")
     assert objects(fs, f"memory://{tmp_path.name}/other") == ["data.csv"]
     with pytest.raises(siq_schemas.Unreadable, match="no such file"):
         siq_schemas.convert(f"memory://{tmp_path.name}/missing/", tmp_path / "out")
-    with pytest.raises(storage.StorageError, match="no siq output"):
+    with pytest.raises(siq_schemas.StorageError, match="no siq output"):
         siq_schemas.table_files(f"memory://{tmp_path.name}/nothing", "events")
 
 

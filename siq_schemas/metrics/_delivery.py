@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from ..pipeline import REASONS
+from ..exceptions import REASONS
 from ._common import day_of, day_range, percentile_label
 
 #: The reject reasons, in the order of the contract.

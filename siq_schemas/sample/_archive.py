@@ -29,6 +29,7 @@ import zstandard
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from ..exceptions import REASONS
 from ._constants import (
     APP_ID,
     CONVERSATION_EVENTS,
@@ -36,14 +37,13 @@ from ._constants import (
     HOUR,
     MIN_EVENTS,
     MINUTE,
-    REASONS,
     START_MS,
     TRANSPORT,
     WEBHOOK_CRM,
 )
 from ._keys import sample_key
-from ._model import _Event
-from ._portal import _Portal
+from ._model import Event
+from ._portal import Portal
 
 # --- deliveries, bare payloads, expected counts ------------------------------------------------
 
@@ -72,7 +72,7 @@ def _iso(ms: int) -> str:
 class _Archive:
     """Turns the portal's events into signed delivery records, bare payloads and expected counts."""
 
-    def __init__(self, portal: _Portal, key: rsa.RSAPrivateKey, corrupt: bool) -> None:
+    def __init__(self, portal: Portal, key: rsa.RSAPrivateKey, corrupt: bool) -> None:
         self.rng = portal.rng
         self.events = portal.events
         self.key = key
@@ -134,7 +134,7 @@ class _Archive:
             record["body"] = body
         return json.dumps(record, ensure_ascii=False)
 
-    def deliver(self, midnight: _Event | None) -> None:
+    def deliver(self, midnight: Event | None) -> None:
         rng = self.rng
         plans: list[tuple[int, int, int, str]] = []  # received, event index, attempt, webhook
         first: list[int] = []
@@ -326,7 +326,7 @@ def write_sample(out: str | Path, seed: int = 7, events: int = 3000, corrupt: bo
     out = Path(out)
     _prepare(out)
     key = sample_key(seed)
-    portal = _Portal(random.Random(f"siq-sample/{seed}"), events)
+    portal = Portal(random.Random(f"siq-sample/{seed}"), events)
     chats_from = portal.administration()
     for plan in portal.plans(chats_from):
         portal.conversation(plan)

@@ -19,16 +19,16 @@ from ._constants import (
     VISITOR_TEXT,
     WAITING,
 )
-from ._model import _Department, _Operator, _Plan, _Visitor
+from ._model import Department, Operator, Plan, Visitor
 
 if TYPE_CHECKING:
-    from ._portal import _Portal
+    from ._portal import Portal
 
 
-class _Chat:
+class Chat:
     """One conversation: its state while simulated and the events it produced, as (time, event, entity)."""
 
-    def __init__(self, portal: _Portal, plan: _Plan, dep: _Department, visitor: _Visitor, staff: list[_Operator]):
+    def __init__(self, portal: Portal, plan: Plan, dep: Department, visitor: Visitor, staff: list[Operator]):
         self.portal, self.rng, self.plan = portal, portal.rng, plan
         self.dep, self.visitor, self.staff = dep, visitor, staff
         self.id = portal.new_id("conversation")
@@ -42,7 +42,7 @@ class _Chat:
         }
         self.vref = visitor.ref()
         self.question = self.rng.choice(QUESTIONS)
-        self.owner: _Operator | None = None
+        self.owner: Operator | None = None
         self.supervisors: list[str] = []
         self.participants: list[str] = []
         self.attended: int | None = None

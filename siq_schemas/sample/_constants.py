@@ -19,7 +19,6 @@ APP_ID = "40526000000002040"
 WEBHOOK_ADMIN, WEBHOOK_DATA, WEBHOOK_CRM = "40526000000060011", "40526000000060013", "40526000000060017"
 BOT = {"id": "40526000000070001", "name": "Zia", "type": "bot"}
 TRANSPORT = ("attempt", "handler", "webhook")
-REASONS = ("unreadable", "signature-missing", "signature-invalid", "unknown-event", "schema-invalid")
 INCIDENTS = (
     "transfer-accepted",
     "transfer-rejected",

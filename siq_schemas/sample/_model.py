@@ -7,7 +7,7 @@ from typing import Any
 
 
 @dataclass
-class _Operator:
+class Operator:
     """An operator of the portal, with the departments they belong to."""
 
     id: str
@@ -30,7 +30,7 @@ class _Operator:
 
 
 @dataclass
-class _Department:
+class Department:
     """A department of the portal and its operators."""
 
     id: str
@@ -43,7 +43,7 @@ class _Department:
 
 
 @dataclass
-class _Visitor:
+class Visitor:
     """A visitor (lead or contact) and when they are free to chat again."""
 
     id: str
@@ -75,7 +75,7 @@ class _Visitor:
 
 
 @dataclass
-class _Plan:
+class Plan:
     """What one conversation will be, decided before its time and place are."""
 
     t0: int
@@ -89,7 +89,7 @@ class _Plan:
 
 
 @dataclass
-class _Event:
+class Event:
     """An emitted webhook payload and its simulated time (ms)."""
 
     payload: dict[str, Any]

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from ._chats import _Chat
+from ._chats import Chat
 from ._constants import (
     APP_ID,
     DAY,
@@ -28,26 +28,26 @@ from ._constants import (
     WEBHOOK_DATA,
     WINDOW,
 )
-from ._model import _Department, _Event, _Operator, _Plan, _Visitor
+from ._model import Department, Event, Operator, Plan, Visitor
 
 _Update = tuple[int, dict[str, Any], list[str], Callable[[], None]]
 """A visitor.updated to come: its time, entity, modified fields, and the change to make to the visitor."""
 
 
-class _Portal:
+class Portal:
     """Simulates the portal and keeps every event it emits, in emission order."""
 
     def __init__(self, rng: random.Random, events: int) -> None:
         self.rng = rng
         self.target = events
-        self.events: list[_Event] = []
-        self.operators: dict[str, _Operator] = {}
-        self.departments: dict[str, _Department] = {}
+        self.events: list[Event] = []
+        self.operators: dict[str, Operator] = {}
+        self.departments: dict[str, Department] = {}
         self.members: dict[tuple[str, str], list[list[float]]] = {}  # (operator, department) -> spans
-        self.visitors: list[_Visitor] = []
+        self.visitors: list[Visitor] = []
         self.counters: Counter[str] = Counter()
         self.reference = 0
-        self.retry: _Event | None = None  # an event whose retry crosses midnight
+        self.retry: Event | None = None  # an event whose retry crosses midnight
         self.seen: set[str] = set()
 
     def quirk(self, name: str, p: float) -> bool:
@@ -80,7 +80,7 @@ class _Portal:
         t: int,
         entity: dict[str, Any] | None = None,
         modified: list[str] | None = None,
-    ) -> _Event:
+    ) -> Event:
         kind = event.split(".")[0]
         data = kind in ("conversation", "visitor")
         payload: dict[str, Any] = {
@@ -100,23 +100,23 @@ class _Portal:
         if modified:
             payload["modified_fields"] = modified
         payload["event_time"] = t if self.chance(0.03) else str(t)
-        record = _Event(payload, t)
+        record = Event(payload, t)
         self.events.append(record)
         return record
 
     # administration: departments and operators
 
-    def join(self, operator: _Operator, department: _Department, t: int) -> None:
+    def join(self, operator: Operator, department: Department, t: int) -> None:
         operator.departments.append(department.id)
         department.operators.append(operator.id)
         self.members.setdefault((operator.id, department.id), []).append([t, math.inf])
 
-    def leave(self, operator: _Operator, department: _Department, t: int) -> None:
+    def leave(self, operator: Operator, department: Department, t: int) -> None:
         operator.departments.remove(department.id)
         department.operators.remove(operator.id)
         self.members[(operator.id, department.id)][-1][1] = t
 
-    def operator_entity(self, op: _Operator, t: int) -> dict[str, Any]:
+    def operator_entity(self, op: Operator, t: int) -> dict[str, Any]:
         text = self.quirk("string-booleans", 0.12)  # now and then booleans arrive as "true"/"false"
 
         def b(value: bool) -> bool | str:
@@ -158,7 +158,7 @@ class _Portal:
             "status": "Available",
         }
 
-    def department_entity(self, dep: _Department, t: int) -> dict[str, Any]:
+    def department_entity(self, dep: Department, t: int) -> dict[str, Any]:
         mail = f"{dep.name.lower()}@zylker.com"
         return {
             "is_enabled": "true",
@@ -187,18 +187,18 @@ class _Portal:
             "created_by": dep.created_by,
         }
 
-    def create_operator(self, t: int, role: str, departments: list[_Department], owner: bool = False) -> None:
+    def create_operator(self, t: int, role: str, departments: list[Department], owner: bool = False) -> None:
         taken = {(op.first, op.last) for op in self.operators.values()}
         first, last = self.rng.choice([(f, la) for f, la in zip(FIRST, LAST, strict=True) if (f, la) not in taken])
-        op = _Operator(self.new_id("operator"), first, last, role, t - self.rng.randint(20, 400), owner)
+        op = Operator(self.new_id("operator"), first, last, role, t - self.rng.randint(20, 400), owner)
         self.operators[op.id] = op
         for dep in departments:
             self.join(op, dep, t)
         self.emit("operator.created", op.id, t, self.operator_entity(op, t))
 
-    def create_department(self, t: int, index: int, creator: _Operator) -> _Department:
+    def create_department(self, t: int, index: int, creator: Operator) -> Department:
         name, description = DEPARTMENTS[index]
-        dep = _Department(self.new_id("department"), name, description, t - self.rng.randint(20, 400), creator.id)
+        dep = Department(self.new_id("department"), name, description, t - self.rng.randint(20, 400), creator.id)
         self.departments[dep.id] = dep
         self.join(creator, dep, t)
         self.emit("department.created", dep.id, t, self.department_entity(dep, t))
@@ -212,16 +212,16 @@ class _Portal:
         )
         return dep
 
-    def dissociate(self, op: _Operator, dep: _Department, t: int, spelling: str | None = None) -> None:
+    def dissociate(self, op: Operator, dep: Department, t: int, spelling: str | None = None) -> None:
         self.leave(op, dep, t)
         if spelling is None:
             spelling = "disassociated" if self.chance(0.25) else "dissociated"
         self.emit(f"operator.departments.{spelling}", op.id, t, self.operator_entity(op, t), ["departments"])
 
-    def active_operators(self, admin: bool = False) -> list[_Operator]:
+    def active_operators(self, admin: bool = False) -> list[Operator]:
         return [op for op in self.operators.values() if op.deleted is None and (admin or not op.owner)]
 
-    def live_departments(self) -> list[_Department]:
+    def live_departments(self) -> list[Department]:
         return [dep for dep in self.departments.values() if dep.deleted is None]
 
     def administration(self) -> int:
@@ -257,7 +257,7 @@ class _Portal:
             self.admin_action(t, action, admin, initial[3])
         return chats_from
 
-    def admin_action(self, t: int, action: str, admin: _Operator, partners: _Department) -> None:
+    def admin_action(self, t: int, action: str, admin: Operator, partners: Department) -> None:
         rng = self.rng
         live = self.live_departments()
         ops = self.active_operators()
@@ -311,32 +311,32 @@ class _Portal:
 
     # conversations
 
-    def plans(self, chats_from: int) -> list[_Plan]:
+    def plans(self, chats_from: int) -> list[Plan]:
         """Enough conversation plans for the target number of events, with their opening times."""
         rng = self.rng
         budget: float = self.target - len(self.events) - 35  # the quirks forced below add about 35 events
-        plans: list[_Plan] = []
+        plans: list[Plan] = []
         while budget > 0:
             r = rng.random()
             if r < 0.04:
-                plan = _Plan(0, "bot", bots=rng.randint(2, 4), rated=self.chance(0.35))  # rated = completed here
+                plan = Plan(0, "bot", bots=rng.randint(2, 4), rated=self.chance(0.35))  # rated = completed here
                 budget -= 2 + plan.bots
             elif r < 0.17:
-                plan = _Plan(0, "missed", bots=int(self.chance(0.15)))
+                plan = Plan(0, "missed", bots=int(self.chance(0.15)))
                 budget -= 2 + plan.bots
             else:
-                plan = _Plan(0, "chat", replies=rng.randint(2, 9), bots=int(self.chance(0.15)), rated=self.chance(0.35))
+                plan = Plan(0, "chat", replies=rng.randint(2, 9), bots=int(self.chance(0.15)), rated=self.chance(0.35))
                 plan.incident = rng.choice(INCIDENTS) if self.chance(0.02) else None
                 budget -= 3.3 + plan.replies + plan.bots + plan.rated
             plans.append(plan)
         # quirks that must happen, whatever the dice said: a bot-only chat, a missed one, every incident,
         # a rating and a feedback, a retry across midnight, two messages in one millisecond, open chats
         plans += [
-            _Plan(0, kind, bots=2, rated=True) for kind in ("bot", "missed") if kind not in {p.kind for p in plans}
+            Plan(0, kind, bots=2, rated=True) for kind in ("bot", "missed") if kind not in {p.kind for p in plans}
         ]
         chats = [plan for plan in plans if plan.kind == "chat"]
         while len(chats) < len(INCIDENTS) + 2:
-            chats.append(_Plan(0, "chat", replies=rng.randint(4, 9)))
+            chats.append(Plan(0, "chat", replies=rng.randint(4, 9)))
             plans.append(chats[-1])
         picked = rng.sample(chats, len(INCIDENTS) + 2)
         for incident, plan in zip(INCIDENTS, picked, strict=False):
@@ -352,13 +352,13 @@ class _Portal:
                 day = rng.choices(range(DAYS), days)[0]
                 plan.t0 = START_MS + day * DAY + rng.choices(range(24), hours)[0] * HOUR + rng.randrange(HOUR)
         midnight.t0 = START_MS + 9 * DAY - 40_000 - rng.randint(0, 5_000)
-        plans.append(_Plan(END_MS - 10 * MINUTE, "chat", replies=200))  # attended, still open at the end
-        plans.append(_Plan(END_MS - 60_000, "missed", bots=2))  # the bot greeted; nobody came yet
-        plans.append(_Plan(END_MS - 30_000, "missed"))  # still waiting at the end
+        plans.append(Plan(END_MS - 10 * MINUTE, "chat", replies=200))  # attended, still open at the end
+        plans.append(Plan(END_MS - 60_000, "missed", bots=2))  # the bot greeted; nobody came yet
+        plans.append(Plan(END_MS - 30_000, "missed"))  # still waiting at the end
         plans.sort(key=lambda plan: plan.t0)
         return plans
 
-    def members_of(self, dep: _Department, start: int, end: int) -> list[_Operator]:
+    def members_of(self, dep: Department, start: int, end: int) -> list[Operator]:
         """Operators in ``dep`` during all of ``[start, end]``."""
         found = []
         for op_id in self.operators:
@@ -367,7 +367,7 @@ class _Portal:
                 found.append(self.operators[op_id])
         return found
 
-    def visitor_for(self, t0: int, contact: bool = False) -> _Visitor:
+    def visitor_for(self, t0: int, contact: bool = False) -> Visitor:
         """A returning visitor (one not chatting at ``t0``) or a new lead or contact."""
         rng = self.rng
         returning = [v for v in self.visitors if v.busy_until < t0]
@@ -377,9 +377,9 @@ class _Portal:
         sender = "$" + str(rng.randrange(10**18, 10**19))
         channel = rng.choices(["website", "website", "website", "whatsapp", "facebook"])[0]
         if self.chance(0.75) and not contact:
-            visitor = _Visitor(self.new_id("visitor"), "lead", first, last, sender, channel)
+            visitor = Visitor(self.new_id("visitor"), "lead", first, last, sender, channel)
         else:
-            visitor = _Visitor(
+            visitor = Visitor(
                 self.new_id("contact"), "contact", first, last, sender, channel, self.email(first, last), self.phone()
             )
         self.visitors.append(visitor)
@@ -392,7 +392,7 @@ class _Portal:
     def phone(self) -> str:
         return f"+44 7{self.rng.randint(100, 999)} {self.rng.randint(100000, 999999)}"
 
-    def conversation(self, plan: _Plan) -> None:
+    def conversation(self, plan: Plan) -> None:
         """Simulate one conversation from its plan and emit its events (cut at the end of the period)."""
         t0, need = plan.t0, 2 if plan.incident in ("transfer-accepted", "participants") else 1
         live = [
@@ -407,7 +407,7 @@ class _Portal:
         contact = kind == "chat" and "contact chat" not in self.seen  # so that case 3 happens
         if contact:
             self.seen.add("contact chat")
-        chat = _Chat(self, plan, dep, self.visitor_for(t0, contact), staffed[dep.id])
+        chat = Chat(self, plan, dep, self.visitor_for(t0, contact), staffed[dep.id])
         chat.run(kind)
         last = max(t for t, _, _ in chat.out)
         update = None
@@ -425,7 +425,7 @@ class _Portal:
             last = t
         chat.visitor.busy_until = last + 1_000 if last <= END_MS else math.inf
 
-    def visitor_update(self, visitor: _Visitor, owner: _Operator, t: int) -> _Update | None:
+    def visitor_update(self, visitor: Visitor, owner: Operator, t: int) -> _Update | None:
         """Maybe a visitor.updated after a chat: lead info (case 1), lead to contact (case 2), contact (case 3)."""
         rng = self.rng
         modifier = {"type": "operator", "email_id": owner.email, "name": owner.email, "id": owner.id}

@@ -11,7 +11,7 @@ are in the data dictionary (``docs/tables.md``).
 
 from __future__ import annotations
 
-from .tables import BY_EVENT
+from ..tables import BY_EVENT
 
 #: conversation.* events whose visitor is flattened into a history table.
 FLATTENED = frozenset(event for event in BY_EVENT if event.startswith("conversation."))

@@ -21,8 +21,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from multiprocessing import get_all_start_methods, get_context
 
-from . import _signals
-from ._stage import FileResult, Task, stage_file
+from .. import _signals
+from .stage import FileResult, Task, stage_file
 
 _PR_SET_PDEATHSIG = 1
 

@@ -1,7 +1,7 @@
 """The Dask engine: each file of an archive is staged by a task on a Dask cluster.
 
 A task does for one file what a worker process of the local engine does (read,
-verify, parse, validate, identify, flatten: :func:`siq_schemas._stage.stage_file`),
+verify, parse, validate, identify, flatten: :func:`siq_schemas.converter.stage.stage_file`),
 into a temporary folder of its worker. It returns the staged Parquet files, as
 bytes, with the file's counts and drift; this process writes them into the run's
 staging folder as they arrive. So the workers share no storage with this
@@ -23,23 +23,17 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
-from pathlib import Path
 
-from . import _signals
-from ._stage import FileResult, Task, stage_file
-from .exceptions import SiqSchemasError
+from .. import _signals
+from ..exceptions import ClusterError
+from .stage import FileResult, Task, stage_file
+from .staging import Staging
 
 #: How long to try to reach a scheduler before giving up.
 CONNECT_TIMEOUT = "20s"
 #: The workers of a local cluster do not sample their threads' stacks every 10 ms: that cost a
 #: quarter of the staging time of pure-Python tasks like these.
 PROFILE_OFF = {"distributed.worker.profile.enabled": False}
-
-
-class ClusterError(SiqSchemasError, OSError):
-    """The Dask engine cannot run: Dask is not installed, or the scheduler cannot be reached."""
-
-    code = "cluster-error"
 
 
 @contextmanager
@@ -83,7 +77,7 @@ def staged_on_cluster(
         def staged() -> Iterator[tuple[Task, FileResult]]:
             for future, (result, files) in as_completed(futures, loop=client.loop, with_results=True):
                 task = by_key[future.key]
-                _unpack(files, Path(task.stage))
+                Staging(task.stage).unpack(files)
                 future.release()
                 yield task, result
 
@@ -98,12 +92,4 @@ def _stage_elsewhere(task: Task) -> tuple[FileResult, dict[str, bytes]]:
     """Stage one file into a temporary folder (on a worker); its result and its staged files by relative path."""
     with tempfile.TemporaryDirectory(prefix="siq-stage-") as folder:
         result = stage_file(replace(task, stage=folder))
-        files = {path.relative_to(folder).as_posix(): path.read_bytes() for path in Path(folder).rglob("*.parquet")}
-    return result, files
-
-
-def _unpack(files: dict[str, bytes], stage: Path) -> None:
-    for name, data in files.items():
-        target = stage / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        return result, Staging(folder).pack()

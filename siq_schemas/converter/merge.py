@@ -6,23 +6,24 @@ wide rows in one query (it handles that badly), and large archives are
 merged one bucket of event keys at a time (the workers wrote the staged rows
 in buckets), so every join's hash table stays small. Each table is then
 sorted as a whole. See :mod:`siq_schemas.dedupe` for what counts as the same
-event and :mod:`siq_schemas.fold` for the folded tables.
+event and :mod:`siq_schemas.converter.fold` for the folded tables.
 """
 
 from __future__ import annotations
 
-import glob
+import shutil
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from . import dedupe, fold, write
-from .flatten import DELIVERIES, Rows, staged_schema
-from .tables import HISTORY, TABLES
+from .. import dedupe
+from ..tables import HISTORY, TABLES
+from . import fold, write
+from .flatten import DELIVERIES
+from .staging import Staging, parquet_glob, sql_path
 
 #: Rows per batch moved from DuckDB to the Parquet writer.
 BATCH_ROWS = 16_384
@@ -32,11 +33,13 @@ ROW_GROUP_BYTES = "16MB"
 MEMORY_LIMIT = "512MB"
 
 
-def build(temp: Path, previous: Path | None, threads: int, buckets: int, ranges: int = 1) -> tuple[dict[str, int], int]:
-    """Merge the staged rows with the previous output, dedupe, fold, and write every table into ``temp``.
+def build(
+    staging: Staging, temp: Path, previous: Path | None, threads: int, ranges: int = 1
+) -> tuple[dict[str, int], int]:
+    """Merge the rows of ``staging`` with the previous output, dedupe, fold, and write every table into ``temp``.
 
     The staged rows are merged one bucket of event keys after the other
-    (``buckets``, as the workers staged them), and the tables sorted by
+    (as the workers staged them), and the tables sorted by
     ``event_time`` one range of times after the other (``ranges``), so that
     no join or sort grows with the archive. Returns the row count of each
     table, and the duplicates: the staged deliveries whose event is already in
@@ -44,13 +47,9 @@ def build(temp: Path, previous: Path | None, threads: int, buckets: int, ranges:
     deliveries alone, so the caller can check them against the tables).
     """
     counts: dict[str, int] = {}
-    stage, spill = temp / "_stage", temp / "_spill"
+    spill = temp / "_spill"
     spill.mkdir()
-    staged = {table.name: staged_schema(table) for table in Rows.TABLES} | {"rejects": TABLES["rejects"].schema}
-    for name, schema in staged.items():  # every staged bucket can be read, even with no rows
-        for bucket in range(buckets if name != "rejects" else 1):
-            (stage / name / f"b{bucket:02d}").mkdir(parents=True, exist_ok=True)
-            pq.write_table(schema.empty_table(), stage / name / f"b{bucket:02d}" / "empty.parquet")
+    staging.complete()
     con = duckdb.connect(  # a database file, so that its tables too live on disk beyond the memory limit
         str(spill / "merge.duckdb"),
         config={
@@ -63,9 +62,9 @@ def build(temp: Path, previous: Path | None, threads: int, buckets: int, ranges:
         },
     )
     con.execute("SET TimeZone = 'UTC'")
-    con.execute(f"SET temp_directory = '{_sql_path(spill)}'")
+    con.execute(f"SET temp_directory = '{sql_path(spill)}'")
     try:
-        _views(con, "s_", stage, "*", previous, staged)
+        staging.views(con, "s_", previous)
         duplicates = _duplicates(con, f'"s_{DELIVERIES.name}"', previous)
         con.execute(f"CREATE TABLE keep AS {dedupe.KEEP_SQL.format(events='s_events')}")
         if con.execute("SELECT count(*) FROM s_events WHERE recovered").fetchone() != (0,):
@@ -73,14 +72,13 @@ def build(temp: Path, previous: Path | None, threads: int, buckets: int, ranges:
             duplicates += len(con.execute(dedupe.RECOVERED_SQL.format(events="s_events")).fetchall())
         merged = ("events", *(table.name for table in HISTORY))
         split = _time_ranges(con, ranges) if ranges > 1 else None
-        keyed = {name: schema for name, schema in staged.items() if name != "rejects"}
         # Every join of these passes has its narrow side (the keep set, the aggregated deliveries) on the
         # right: DuckDB must build its hash table from that side, never from the wide staged rows.
         con.execute("SET disabled_optimizers = 'build_side_probe_side'")
+        buckets = staging.buckets
         for bucket in range(buckets):  # one bucket of event keys at a time: each join's hash table stays small
-            where = write.bucket_sql(bucket, buckets) if buckets > 1 else "TRUE"
-            _views(con, "p_", stage, f"b{bucket:02d}", previous, keyed, where)
-            con.execute(f"CREATE OR REPLACE VIEW p_keep AS SELECT * FROM keep WHERE {where}")
+            staging.views(con, "p_", previous, bucket, keyed=True)
+            con.execute(f"CREATE OR REPLACE VIEW p_keep AS SELECT * FROM keep WHERE {staging.bucket_sql(bucket)}")
             queries = {"events": dedupe.events_sql("p_events", "p_keep", "p_all_deliveries")}
             queries |= {table.name: dedupe.history_sql(f'"p_{table.name}"', "p_keep") for table in HISTORY}
             for name in merged:
@@ -91,7 +89,7 @@ def build(temp: Path, previous: Path | None, threads: int, buckets: int, ranges:
         _write(con, "SELECT * FROM s_rejects ORDER BY source, line", "rejects", temp, counts)
         for name in TABLES:
             if name in counts:
-                con.execute(f"CREATE VIEW \"t_{name}\" AS SELECT * FROM read_parquet('{_files(temp / name)}')")
+                con.execute(f"CREATE VIEW \"t_{name}\" AS SELECT * FROM read_parquet('{parquet_glob(temp / name)}')")
         conversations = partial(fold.conversations_sql, "t_events", "t_conversation_events", "t_messages", "t_ratings")
         _merge_table(con, conversations, "conversations", buckets, temp, counts, "conversation_id")
         views = ("t_events", "t_visitor_events", "t_conversation_events", "t_messages", "t_ratings")
@@ -102,6 +100,7 @@ def build(temp: Path, previous: Path | None, threads: int, buckets: int, ranges:
         _merge_table(con, partial(fold.departments_sql, *admin), "departments", buckets, temp, counts, "department_id")
     finally:
         con.close()
+    shutil.rmtree(spill, ignore_errors=True)  # DuckDB's database and the passes: not part of the output
     return {name: counts[name] for name in TABLES}, duplicates
 
 
@@ -109,7 +108,7 @@ def _duplicates(con: duckdb.DuckDBPyConnection, deliveries: str, previous: Path 
     """The staged deliveries (one row per accepted record) of an event already in ``previous`` or seen before."""
     new = f"SELECT DISTINCT event_key FROM {deliveries}"
     if previous is not None and (previous / "events").is_dir():
-        known = f"SELECT event_key FROM read_parquet('{_files(previous / 'events')}')"
+        known = f"SELECT event_key FROM read_parquet('{parquet_glob(previous / 'events')}')"
         new = f"SELECT DISTINCT event_key FROM {deliveries} ANTI JOIN ({known}) USING (event_key)"
     row = con.execute(f"SELECT (SELECT count(*) FROM {deliveries}) - (SELECT count(*) FROM ({new}))").fetchone()
     return int(row[0]) if row else 0
@@ -161,10 +160,10 @@ def _copy(con: duckdb.DuckDBPyConnection, sql: str, folder: Path, part: int, spl
     folder.mkdir(parents=True, exist_ok=True)
     groups = f"ROW_GROUP_SIZE {BATCH_ROWS}, ROW_GROUP_SIZE_BYTES '{ROW_GROUP_BYTES}'"
     if split is None:
-        con.execute(f"COPY ({sql}) TO '{_sql_path(folder / f'b{part:02d}.parquet')}' ({groups})")
+        con.execute(f"COPY ({sql}) TO '{sql_path(folder / f'b{part:02d}.parquet')}' ({groups})")
         return
     con.execute(
-        f"COPY (SELECT *, {split} AS _range FROM ({sql})) TO '{_sql_path(folder)}' (FORMAT parquet,"
+        f"COPY (SELECT *, {split} AS _range FROM ({sql})) TO '{sql_path(folder)}' (FORMAT parquet,"
         f" PARTITION_BY (_range), OVERWRITE_OR_IGNORE, FILENAME_PATTERN 'b{part:02d}_{{i}}', {groups})"
     )
 
@@ -175,45 +174,15 @@ def _sorted(
     """Write table ``name`` from all its passes, sorted by ``order``, one range after the other (see :func:`_copy`)."""
     folder = temp / "_spill" / name
     if ranges == 1:
-        sqls = [f"SELECT * FROM read_parquet('{_files(folder)}') ORDER BY {order}"]
+        sqls = [f"SELECT * FROM read_parquet('{parquet_glob(folder)}') ORDER BY {order}"]
     else:
         parts = [folder / f"_range={n}" for n in range(ranges)]
         sqls = [
-            f"SELECT * FROM read_parquet('{_files(part)}', hive_partitioning = false) ORDER BY {order}"
+            f"SELECT * FROM read_parquet('{parquet_glob(part)}', hive_partitioning = false) ORDER BY {order}"
             for part in parts
             if part.is_dir()
         ]
     _write(con, sqls, name, temp, counts)
-
-
-def _views(
-    con: duckdb.DuckDBPyConnection,
-    prefix: str,
-    stage: Path,
-    buckets: str,
-    previous: Path | None,
-    staged: dict[str, pa.Schema],
-    where: str = "TRUE",
-) -> None:
-    """Views ``<prefix><table>`` over the staged rows of ``buckets`` and the previous output's rows meeting ``where``.
-
-    Rows already in the output get position -1, so they are the ones kept.
-    ``<prefix>all_deliveries`` adds the previous events' delivery facts, weighted.
-    """
-    for name, schema in staged.items():
-        sources = [f"SELECT * FROM read_parquet('{_files(stage / name, buckets)}')"]
-        if previous is not None and name != DELIVERIES.name and (previous / name).is_dir():
-            columns = ", ".join("-1" if c == "_position" else f'"{c}"' for c in schema.names)
-            rows = f"read_parquet('{_files(previous / name)}')"
-            sources.append(f"SELECT {columns} FROM {rows} WHERE {where}")
-        con.execute(f'CREATE OR REPLACE VIEW "{prefix}{name}" AS {" UNION ALL ".join(sources)}')
-    deliveries = f'SELECT *, 1 AS weight FROM "{prefix}{DELIVERIES.name}"'
-    if previous is not None and (previous / "events").is_dir():
-        deliveries += (
-            " UNION ALL SELECT event_key, attempts AS attempt, signature, key_id, webhook_id, received_at, source,"
-            f" deliveries AS weight FROM read_parquet('{_files(previous / 'events')}') WHERE {where}"
-        )
-    con.execute(f"CREATE OR REPLACE VIEW {prefix}all_deliveries AS {deliveries}")
 
 
 def _write(con: duckdb.DuckDBPyConnection, sql: str | list[str], name: str, temp: Path, counts: dict[str, int]) -> None:
@@ -226,15 +195,3 @@ def _write(con: duckdb.DuckDBPyConnection, sql: str | list[str], name: str, temp
             yield from con.sql(f"SELECT {columns} FROM ({query})").to_arrow_reader(BATCH_ROWS)
 
     counts[name] = write.write_table(batches(), schema, temp / name)
-
-
-def _sql_path(path: Path | str) -> str:
-    return str(path).replace("'", "''")
-
-
-def _files(folder: Path, buckets: str = "") -> str:
-    """The SQL text of a glob of the Parquet files in ``folder`` (in its subfolders ``buckets``, a glob too).
-
-    The folder's own path is escaped: a ``*`` or ``[`` in the output's name is part of a name, not a pattern.
-    """
-    return _sql_path(f"{glob.escape(str(folder))}/{buckets + '/' if buckets else ''}*.parquet")

@@ -18,7 +18,7 @@ from pathlib import Path
 import uvicorn
 
 from .archive import Archive, Slot
-from .serve import Receiver, create_app
+from .receiver import Receiver, create_app
 
 #: The environment variable through which ``siq serve`` configures its worker processes.
 CONFIG_VARIABLE = "SIQ_SERVE_CONFIG"
@@ -70,7 +70,7 @@ def run(archive: str, keys: list[str], *, host: str, port: int, path: str, worke
     """Run the receiver on uvicorn until SIGTERM or SIGINT (``siq serve``): 0, or non-zero if it could not start.
 
     The archive is put in order first (torn tails cut, closed days compressed, for every slot no
-    running receiver holds); raises :class:`~siq_schemas.archive.ArchiveError` when it cannot be
+    running receiver holds); raises :class:`~siq_schemas.exceptions.ArchiveError` when it cannot be
     used or has fewer free writer slots than ``workers``.
     """
     clock = _file_clock(os.environ[CLOCK_VARIABLE]) if os.environ.get(CLOCK_VARIABLE) else time.time
@@ -88,7 +88,7 @@ def run(archive: str, keys: list[str], *, host: str, port: int, path: str, worke
     previous = {number: signal.signal(number, lambda *_: None) for number in (signal.SIGTERM, signal.SIGINT)}
     try:
         uvicorn.run(
-            "siq_schemas._uvicorn:app_from_environment", factory=True, host=host, port=port, workers=workers,
+            "siq_schemas.serve._uvicorn:app_from_environment", factory=True, host=host, port=port, workers=workers,
             lifespan="on", access_log=False, log_level="warning", timeout_graceful_shutdown=30,
         )  # fmt: skip
     except SystemExit as stop:

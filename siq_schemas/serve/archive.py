@@ -33,9 +33,9 @@ from pathlib import Path
 
 import zstandard
 
-from .exceptions import SiqSchemasError
+from ..exceptions import ArchiveError
 
-__all__ = ["REJECTED_BYTES", "SLOTS", "Archive", "ArchiveError", "Slot", "day_of", "timestamp"]
+__all__ = ["REJECTED_BYTES", "SLOTS", "Archive", "Slot", "day_of", "timestamp"]
 
 #: Writer slots an archive has: processes beyond them cannot write to it.
 SLOTS = 64
@@ -46,12 +46,6 @@ REJECTED_DAYS = 7
 
 _NAME = re.compile(r"siq-deliveries-(\d{4}-\d\d-\d\d)(?:-(\d+))?\.jsonl(\.zst)?")
 _TAIL = 1 << 16
-
-
-class ArchiveError(SiqSchemasError, OSError):
-    """The archive folder cannot be used (not a folder, not writable, every slot taken)."""
-
-    code = "archive"
 
 
 def day_of(now: float) -> str:

@@ -14,7 +14,7 @@
 
 Group commit: a request's line is queued; one thread writes the queue and fsyncs it once, and
 the requests that arrive meanwhile make the next batch, so a disk flush serves many deliveries.
-The archive (slots, files, compression) is :mod:`siq_schemas.archive`.
+The archive (slots, files, compression) is :mod:`siq_schemas.serve.archive`.
 """
 
 from __future__ import annotations
@@ -30,12 +30,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .archive import Archive, ArchiveError, Slot, day_of, timestamp
-from .exceptions import KeyInvalid, SignatureError, SignatureMissing
-from .keys import Keyring, KeySource, load_keys
-from .parse import encode
-from .read import LIMITS
-from .verify import SIGNATURE_HEADER, signature_header, verify_signature
+from ..exceptions import ArchiveError, KeyInvalid, SignatureError, SignatureMissing
+from ..keys import Keyring, KeySource, load_keys
+from ..parse import encode
+from ..read import LIMITS
+from ..verify import SIGNATURE_HEADER, signature_header, verify_signature
+from .archive import Archive, Slot, day_of, timestamp
 
 __all__ = ["HEADER_BYTES", "MAX_BODY_BYTES", "Receiver", "create_app", "largest_body"]
 

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 
-from .dedupe import TRANSPORT
-from .executions import FIELD
-from .parse import encode
-from .tables import BY_EVENT, EVENTS, HISTORY, Column, Table
+from ..dedupe import TRANSPORT
+from ..executions import FIELD
+from ..parse import encode
+from ..tables import BY_EVENT, EVENTS, HISTORY, Column, Table
 
 INT64 = (-(2**63), 2**63 - 1)
 
@@ -170,6 +170,17 @@ DELIVERIES = Table(
 STAGED_EVENTS = Table("events", EVENTS.grain, EVENT_COLUMNS)
 
 
+class Delivery(NamedTuple):
+    """What one accepted record says of its delivery: the ``_deliveries`` columns after ``event_key``."""
+
+    attempt: int | None
+    signature: str  # valid, unverified or unsigned
+    key_id: str | None
+    webhook_id: str | None
+    received_at: int | None  # ms since the epoch
+    source: str  # file:line
+
+
 def _extractor(table: Table) -> Callable[[dict[str, Any], str, int], tuple[Any, ...]]:
     """A function returning one payload's row of the table: ``(event_key, *values, position)``.
 
@@ -237,9 +248,8 @@ class Rows:
         self._events_only = [plans[STAGED_EVENTS.name]]
         self._delivery = self.rows[DELIVERIES.name].append
 
-    def add(self, key: str, payload: dict[str, Any], delivery: tuple[Any, ...], position: int) -> None:
-        """Add one accepted record: its event key, parsed payload, delivery facts (the ``_deliveries``
-        columns after ``event_key``), and where it was read."""
+    def add(self, key: str, payload: dict[str, Any], delivery: Delivery, position: int) -> None:
+        """Add one accepted record: its event key, parsed payload, delivery facts, and where it was read."""
         self.count += 1
         for append, extract in self._by_event.get(payload.get("event"), self._events_only):  # type: ignore[arg-type]
             append(extract(payload, key, position))

@@ -1,14 +1,14 @@
 """Staging: one file of an archive read, verified, parsed, validated, identified and flattened.
 
-A worker of the local engine (a process of :func:`siq_schemas.pipeline.convert`)
-or a task of the Dask engine (:mod:`siq_schemas._dask`) stages one file: each
+A worker of the local engine (a process of :func:`siq_schemas.convert`)
+or a task of the Dask engine (:mod:`siq_schemas.converter._dask`) stages one file: each
 record is read (:mod:`~siq_schemas.read`), its signature checked
 (:mod:`~siq_schemas.verify`), its body parsed and validated
 (:mod:`~siq_schemas.validate`, with the drift check of :mod:`~siq_schemas.drift`),
 its identity computed (:mod:`~siq_schemas.dedupe`) and its rows flattened
-(:mod:`~siq_schemas.flatten`) into Arrow batches written to the staging folder
-(:mod:`~siq_schemas.write`). A record that fails a step becomes a row of
-``rejects``. The merge (:mod:`~siq_schemas.merge`) takes it from there.
+(:mod:`~siq_schemas.converter.flatten`) into Arrow batches written to the staging folder
+(:mod:`~siq_schemas.converter.write`). A record that fails a step becomes a row of
+``rejects``. The merge (:mod:`~siq_schemas.converter.merge`) takes it from there.
 """
 
 from __future__ import annotations
@@ -17,34 +17,22 @@ import gc
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from . import storage, write
-from .dedupe import event_key
-from .drift import Drift
-from .exceptions import PayloadInvalid, SignatureMissing, SiqSchemasError, Unreadable
-from .flatten import CONVERT, Rows, received_at_ms
-from .keys import Keyring, load_keys
-from .read import LIMITS, Limits, Record, Tail, read_records
-from .tables import TABLES
-from .validate import validate
-from .verify import record_key
-
-
-@dataclass(frozen=True)
-class Batch:
-    """How much of a file a worker holds before it writes the staged rows out: this bounds its memory.
-
-    A batch ends at ``records`` records or once the records read for it pass
-    ``raw_bytes`` bytes, whichever comes first: a few records of megabytes each
-    weigh as much as many small ones.
-    """
-
-    records: int = 20_000
-    raw_bytes: int = 16 << 20
+from .. import storage
+from ..dedupe import event_key
+from ..drift import Drift
+from ..exceptions import PayloadInvalid, SignatureMissing, SiqSchemasError, Unreadable
+from ..keys import Keyring, load_keys
+from ..read import LIMITS, Limits, Record, Tail, read_records
+from ..tables import TABLES
+from ..validate import validate
+from ..verify import record_key
+from .flatten import CONVERT, Delivery, Rows, received_at_ms
+from .staging import Staging
+from .tuning import Batch
 
 
 @dataclass(frozen=True)
@@ -58,7 +46,7 @@ class Task:
     size: int
     buckets: int = 1
     limits: Limits = LIMITS
-    batch: Batch = Batch()
+    batch: Batch = field(default_factory=Batch)
 
 
 @dataclass
@@ -81,13 +69,14 @@ def stage_file(task: Task) -> FileResult:
     keyring = load_keys(*task.keys) if task.keys else None
     result = FileResult(storage.key(storage.location(task.path)), resumed=task.skip_lines > 0)
     rows, rejects = Rows(), _Rejects()
+    staging = Staging(task.stage, task.buckets)
     batch = raw_bytes = 0
 
     def flush() -> None:
         nonlocal rows, rejects, batch, raw_bytes
         tables = rows.tables()
         tables["rejects"] = rejects.table()
-        write.write_staged(tables, Path(task.stage), f"{task.index:06d}-{batch:05d}", task.buckets)
+        staging.write(tables, f"{task.index:06d}-{batch:05d}")
         rows, rejects, batch, raw_bytes = Rows(), _Rejects(), batch + 1, 0
         gc.collect(1)  # the young generations only: a full collection costs ~35 ms, per file
 
@@ -129,11 +118,10 @@ def _records(task: Task, result: FileResult) -> Iterator[Record]:
 
 def _accept(
     record: Record, keyring: Keyring | None, allow_unsigned: bool, max_depth: int, found: Drift
-) -> tuple[dict[str, Any], tuple[Any, ...]]:
+) -> tuple[dict[str, Any], Delivery]:
     """The payload and delivery facts of an acceptable record; raise the reject's error otherwise.
 
-    The facts are the ``_deliveries`` columns after ``event_key``: attempt, signature, key id,
-    webhook id, ``received_at`` and source. Every payload that parses is checked for drift into
+    Every payload that parses is checked for drift into
     ``found``, rejected or not; that check also judges it, so only an invalid payload is
     validated again, to be explained.
     """
@@ -153,7 +141,7 @@ def _accept(
     if not found.add(payload, record.source, record.line):
         validate(payload)  # raises the error that explains it
     webhook = payload.get("webhook")
-    return payload, (
+    return payload, Delivery(
         _count(payload.get("attempt")),
         status,
         key_id,

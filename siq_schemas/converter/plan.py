@@ -1,0 +1,261 @@
+"""Plan a run: which inputs to read and from where, and how the merge is sized.
+
+An output knows each input by its last complete record (see
+:class:`~siq_schemas.read.Tail`), so a grown file is resumed after it, and the
+settings that decide the rows (keys, signature policy, limits, the output
+:data:`~siq_schemas.tables.FORMAT`). When those differ, or an input changed
+other than by growing, the run rebuilds the output from the sources: those of
+the run and the inputs the manifest knows that still exist. The plan is a
+:class:`Plan`: the :class:`~siq_schemas.converter.stage.Task` of each file to
+read, the manifest's inputs after the run, and the previous output to merge with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from .. import storage
+from ..exceptions import Unreadable
+from ..inputs import LINE_SUFFIXES, expand
+from ..keys import Keyring
+from ..read import EMPTY_SHA256, Limits, lines_digest, prefix_digest
+from ..tables import FORMAT, TABLES
+from .report import Report, count_pending
+from .stage import Task
+from .tuning import TUNING, Tuning
+
+#: Where a run says that it rebuilds the output, and which known inputs are gone (a warning each).
+log = logging.getLogger("siq_schemas")
+
+
+@dataclass
+class Plan:
+    """What a run reads and merges with: its tasks, the manifest's inputs after it, and the previous output."""
+
+    tasks: list[Task]
+    inputs: dict[str, dict[str, Any]]
+    settings: dict[str, Any]
+    report: Report
+    base: Path | None  # the previous output the new rows are merged with (None: a fresh or rebuilt output)
+    before: dict[str, int]  # the row counts of that output's tables
+    buckets: int = 1  # of event keys the staged rows are split in (see :class:`.staging.Staging`)
+    ranges: int = 1  # of event times, the tables are sorted in
+
+    @property
+    def unchanged(self) -> bool:
+        """Nothing new to read: the output stays as it is."""
+        return self.base is not None and not self.tasks
+
+
+def plan_run(
+    paths: list[Path | str],
+    out: Path,
+    previous: dict[str, Any] | None,
+    report: Report,
+    keyring: Keyring | None,
+    allow_unsigned: bool,
+    limits: Limits,
+    stage: Path,
+    rebuild: bool = False,
+    tuning: Tuning = TUNING,
+) -> Plan:
+    """The plan of a run over ``paths`` into output folder ``out`` (``previous`` its manifest), sized by ``tuning``."""
+    settings = settings_of(keyring, allow_unsigned, limits)
+    reason = "rebuild asked for" if rebuild and previous else outdated(previous, settings, out)
+    if not reason:
+        known = {entry["path"]: entry for entry in (previous or {}).get("inputs", [])}
+        tasks, inputs, changed = plan_files(paths, known, keyring, allow_unsigned, stage, report, limits)
+        reason = f"{changed}: changed other than by growing" if changed else ""
+    if reason:  # only an existing output is rebuilt
+        log.warning("siq convert: %s: rebuilding from the sources", reason)
+        paths, gone = rebuild_sources(paths, previous or {})
+        report = Report(out=report.out, rebuilt=reason, gone=gone)
+        tasks, inputs, _ = plan_files(paths, {}, keyring, allow_unsigned, stage, report, limits)
+    base = out if previous is not None and not reason else None
+    size = merged_size(tasks, base)
+    buckets = buckets_for(size, tuning)
+    tasks = [replace(task, buckets=buckets, limits=limits, batch=tuning.batch) for task in tasks]
+    report.pending = count_pending(inputs)
+    before = dict(previous["tables"]) if base is not None and previous else {}
+    return Plan(tasks, inputs, settings, report, base, before, buckets, ranges_for(size, tuning))
+
+
+def settings_of(keyring: Keyring | None, allow_unsigned: bool, limits: Limits) -> dict[str, Any]:
+    """What decides the rows a file yields, as the manifest records it (``allow_unsigned`` counts only with keys)."""
+    return {
+        "keys": sorted(keyring.ids) if keyring else None,
+        "allow_unsigned": allow_unsigned and bool(keyring),
+        "max_record_bytes": limits.max_record_bytes,
+        "max_depth": limits.max_depth,
+        "max_ratio": limits.max_ratio,
+    }
+
+
+def outdated(previous: dict[str, Any] | None, settings: dict[str, Any], out: Path) -> str:
+    """Why the output cannot take this run's rows incrementally ("" when it can): another format or other settings."""
+    if previous is None:
+        return ""
+    if previous.get("format") != FORMAT or not isinstance(previous.get("settings"), dict):
+        return f"output format {previous.get('format')}, this version writes {FORMAT}"
+    changed = [name for name, value in settings.items() if previous["settings"].get(name) != value]
+    if changed:
+        return f"settings changed ({', '.join(changed)})"
+    for name, table in TABLES.items():  # a table written by another version of the columns
+        files = sorted((out / name).glob("*.parquet"))
+        if not files or pq.read_schema(files[0]) != table.schema:
+            return f"table {name} differs from this version's"
+    return ""
+
+
+def rebuild_sources(paths: list[Path | str], previous: dict[str, Any]) -> tuple[list[Path | str], list[str]]:
+    """What a rebuild reads: this run's files and the previous output's inputs that still exist; and those gone."""
+    keys = {storage.key(path) for path in paths}
+    union, gone = list(paths), []
+    for entry in previous.get("inputs", []):
+        if entry["path"] in keys or {entry["path"] + ".gz", entry["path"] + ".zst"} & keys:  # read, or its copy
+            continue
+        try:
+            union += expand([entry["path"]])
+        except Unreadable:
+            gone.append(entry["path"])
+            log.warning("siq convert: %s: gone, its rows leave the output", entry["path"])
+    return union, gone
+
+
+def plan_files(
+    paths: list[Path | str],
+    known: dict[str, dict[str, Any]],
+    keyring: Keyring | None,
+    allow_unsigned: bool,
+    stage: Path,
+    report: Report,
+    limits: Limits,
+) -> tuple[list[Task], dict[str, dict[str, Any]], str | None]:
+    """Which files to read and from which line, the manifest's inputs after the run, and a file that changed.
+
+    A file whose bytes are as before is skipped. Otherwise it is resumed after
+    its last complete record when the digest of its data up to there is as
+    before (nothing after it: skipped too). The compressed copy of an input
+    (``a.jsonl.gz`` of ``a.jsonl``) goes on from where that input was when its
+    data starts the same way, and takes its place; a plain file whose complete
+    lines its compressed copy among ``paths`` holds is not read. A known file
+    that changed otherwise is returned: the output must then be rebuilt.
+    """
+    inputs = dict(known)
+    pems = tuple(key.pem() for key in keyring) if keyring else None
+    tasks: list[Task] = []
+    report.files = len(paths)
+    keys = [storage.key(path) for path in paths]  # one key however a path was spelled (relative, .., links)
+    copied, present = _copied(paths, keys, limits), set(keys)
+    for index, (path, key) in enumerate(zip(paths, keys, strict=True)):
+        old = known.get(key)
+        if key in copied:  # its compressed copy holds all its complete lines: that copy is read instead
+            report.files_unchanged += 1
+            inputs.pop(key, None)
+            continue
+        try:
+            size, digest = fingerprint(path)
+        except Unreadable:  # staged as one reject, and not again while it stays unreadable
+            if old and old["sha256"] is None:
+                report.files_unchanged += 1
+                continue
+            size, digest = 0, None
+        if old and old["size"] == size and old["sha256"] == digest:
+            report.files_unchanged += 1
+            continue
+        entry: dict[str, Any] = {
+            "path": key,
+            "size": size,
+            "sha256": digest,
+            "offset": 0,
+            "lines": 0,
+            "prefix_sha256": EMPTY_SHA256,
+        }
+        base = old or _copy_of(key, known, copied, present)  # a compressed copy goes on from where its input was
+        if digest is not None and base is not None and base["sha256"] is not None:
+            prefix, more = prefix_digest(path, base["offset"], limits)
+            if old is not None and (prefix != base["prefix_sha256"] or base.get("broken")):
+                return tasks, inputs, key
+            if prefix == base["prefix_sha256"]:
+                entry |= {name: base[name] for name in ("offset", "lines", "prefix_sha256")}
+                inputs.pop(base["path"], None)
+                if not more:  # nothing after its complete records (a torn tail cut off): nothing to read
+                    inputs[key] = entry | {"pending": 0}
+                    report.files_unchanged += 1
+                    continue
+        inputs[key] = entry
+        tasks.append(Task(str(path), index, entry["lines"], pems, allow_unsigned, str(stage), size))
+    return tasks, inputs, None
+
+
+def _plain(key: str) -> str:
+    """The name of the plain file a compressed one is the copy of (``a.jsonl`` for ``a.jsonl.gz``)."""
+    return key.removesuffix(".gz").removesuffix(".zst")
+
+
+def _copy_of(key: str, known: dict[str, dict[str, Any]], copied: set[str], keys: set[str]) -> dict[str, Any] | None:
+    """The known input that file ``key`` may be the compressed copy of: one not read on its own in this run."""
+    plain = _plain(key)
+    if plain == key or plain not in known:
+        return None
+    return known[plain] if plain in copied or plain not in keys else None
+
+
+def _copied(paths: list[Path | str], keys: list[str], limits: Limits) -> set[str]:
+    """The plain JSON Lines files of ``paths`` whose complete lines a compressed copy among ``paths`` holds."""
+    compressed = {_plain(key): path for path, key in zip(paths, keys, strict=True) if key != _plain(key)}
+    copied = set()
+    for path, key in zip(paths, keys, strict=True):
+        if key.endswith(LINE_SUFFIXES) and key in compressed:
+            try:
+                offset, digest = lines_digest(path, limits)
+                if prefix_digest(compressed[key], offset, limits)[0] == digest:
+                    copied.add(key)
+            except Unreadable:
+                continue
+    return copied
+
+
+def merged_size(tasks: list[Task], previous: Path | None) -> int:
+    """About how much JSON the merge handles: what memory-bounded passes are sized by.
+
+    Compressed inputs count eight times their size; the previous output's
+    events (Parquet, compressed) count eight times theirs.
+    """
+    size = sum(task.size * (8 if task.path.endswith((".gz", ".zst")) else 1) for task in tasks)
+    if previous is not None:
+        size += 8 * sum(path.stat().st_size for path in (previous / "events").glob("*.parquet"))
+    return size
+
+
+def buckets_for(size: int, tuning: Tuning = TUNING) -> int:
+    """How many buckets of event keys to merge in: a power of two (at most 16) of about ``tuning.bucket_bytes`` each."""
+    buckets = 1
+    while buckets < 16 and size > buckets * tuning.bucket_bytes:
+        buckets *= 2
+    return buckets
+
+
+def ranges_for(size: int, tuning: Tuning = TUNING) -> int:
+    """How many ranges of event times to sort the tables in: one per ``tuning.range_bytes``, up to ``tuning.ranges``."""
+    return min(max(-(-size // tuning.range_bytes), 1), tuning.ranges)
+
+
+def fingerprint(path: Path | str) -> tuple[int, str]:
+    """Size and SHA-256 of a file's bytes: a file whose bytes are as before needs no other look."""
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with storage.open_input(path) as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+    except OSError as error:
+        raise Unreadable(error.strerror or str(error), str(path)) from None
+    return size, digest.hexdigest()

@@ -1,0 +1,43 @@
+"""How a run is sized: values that change its speed and memory, never its tables.
+
+A :class:`Tuning` is passed to :func:`siq_schemas.converter.convert` (``tuning=``)
+and carried down: the plan sizes the merge by it, the engines choose to start
+workers by it, and each task carries its :class:`Batch`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Batch:
+    """How much of a file a worker holds before it writes the staged rows out: this bounds its memory.
+
+    A batch ends at ``records`` records or once the records read for it pass
+    ``raw_bytes`` bytes, whichever comes first: a few records of megabytes each
+    weigh as much as many small ones.
+    """
+
+    records: int = 20_000
+    raw_bytes: int = 16 << 20
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """The sizes a run works in; the defaults suit archives from kilobytes to gigabytes.
+
+    ``parallel_bytes``: archives smaller than this are staged in this process (starting workers would cost more).
+    ``bucket_bytes``: input (as JSON) merged per pass; above it, rows are bucketed by event key (at most 16 buckets).
+    ``range_bytes``: input (as JSON) per range of event times sorted on its own, in at most ``ranges`` ranges
+    (4 GB of JSON at most ranges of 64 MB). ``batch``: how much of a file a worker holds before writing it out.
+    """
+
+    parallel_bytes: int = 4 << 20
+    bucket_bytes: int = 256 << 20
+    range_bytes: int = 64 << 20
+    ranges: int = 64
+    batch: Batch = field(default_factory=Batch)
+
+
+TUNING = Tuning()
