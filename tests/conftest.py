@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -93,6 +94,17 @@ def siq(*arguments: str | Path, timeout: float = 120) -> subprocess.CompletedPro
     """Run `siq` in a real process; one that does not end within ``timeout`` seconds is killed (the test fails)."""
     command = [sys.executable, "-m", "siq_schemas", *map(str, arguments)]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, errors="backslashreplace")
+
+
+def pytest_configure(config: Any) -> None:
+    """Ctrl-C reaches the suite as a terminal sends it, however the suite was started.
+
+    A script that starts the suite in the background (`make test &`) leaves it SIGINT
+    ignored, and every `siq` process the tests start would inherit that: the Ctrl-C
+    tests would then test a background job, not a command interrupted at a terminal.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
