@@ -23,6 +23,7 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
+from . import _signals
 from .exceptions import LockError, OutputError
 
 LOCK_MARK = ".siq-lock"
@@ -41,43 +42,45 @@ def held(out: Path, wait: bool = False) -> Iterator[None]:
     another run holds it; with ``wait``, says so on stderr and waits for it.
     """
     path = path_of(out)
-    waiting = False
-    while True:
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as error:
-            raise OutputError(f"{out}: cannot write here ({error.strerror or error})") from None
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _holder(descriptor)
-            if not wait:
-                os.close(descriptor)
-                raise LockError(
-                    f"{out}: another run is writing this output ({holder}); wait for it, or run with --wait"
-                ) from None
-            if not waiting:
-                print(f"siq convert: waiting for the run writing {out} ({holder})", file=sys.stderr, flush=True)
-                waiting = True
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX)
-            except BaseException:
-                os.close(descriptor)
-                raise
-        if _same_file(descriptor, path):
-            break
-        os.close(descriptor)  # the holder removed the file before we got its lock: take the new one
+    waiting, descriptor, acquired = False, -1, False
     try:
+        while not acquired:
+            with _signals.held_back():  # created and locked in one step: a Ctrl-C never leaves a file nobody holds
+                try:
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+                except OSError as error:
+                    raise OutputError(f"{out}: cannot write here ({error.strerror or error})") from None
+                try:
+                    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    acquired = True
+                except BlockingIOError:
+                    holder = _holder(descriptor)
+            if not acquired:
+                if not wait:
+                    raise LockError(
+                        f"{out}: another run is writing this output ({holder}); wait for it, or run with --wait"
+                    )
+                if not waiting:
+                    print(f"siq convert: waiting for the run writing {out} ({holder})", file=sys.stderr, flush=True)
+                    waiting = True
+                fcntl.flock(descriptor, fcntl.LOCK_EX)
+                acquired = True
+            if not _same_file(descriptor, path):  # the holder removed the file before we got its lock: take the new one
+                acquired = False
+                os.close(descriptor)
+                descriptor = -1
         started = datetime.now(UTC).isoformat(timespec="seconds")
         record = {"pid": os.getpid(), "host": socket.gethostname(), "started": started}
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, (json.dumps(record) + "\n").encode(), 0)
         yield
     finally:
-        with suppress(OSError):
-            path.unlink()
-        os.close(descriptor)
+        if acquired:
+            with suppress(OSError):
+                path.unlink()
+        if descriptor >= 0:
+            os.close(descriptor)
 
 
 def _holder(descriptor: int) -> str:
