@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import siq_schemas
-from siq_schemas import drift
+from siq_schemas import _findings, drift
 from siq_schemas.cli import main
 from siq_schemas.converter import Tuning, output
 from siq_schemas.drift import Drift
@@ -149,8 +149,8 @@ def test_explaining_by_jsonschema_gives_the_same_report(monkeypatch):
         raise OverflowError("integer too large")
         yield
 
-    monkeypatch.setattr(drift, "_compiled_errors", refuse)
-    monkeypatch.setattr(drift, "_KNOWN_SHAPES", {})
+    monkeypatch.setattr(_findings, "_compiled_errors", refuse)
+    monkeypatch.setattr(_findings, "_KNOWN_SHAPES", {})
     assert check(ARCHIVE).to_dict() == compiled
 
 
@@ -162,7 +162,7 @@ def test_shapes_explained_once_give_what_explaining_each_payload_gives(monkeypat
         def __setitem__(self, key, value):
             pass
 
-    monkeypatch.setattr(drift, "_KNOWN_SHAPES", Forgetful())
+    monkeypatch.setattr(_findings, "_KNOWN_SHAPES", Forgetful())
     assert check(ARCHIVE).to_dict() == remembered
 
 
