@@ -11,7 +11,9 @@ the last value, as JavaScript, Python's ``json`` and msgspec do.
 
 from __future__ import annotations
 
+import math
 import re
+import threading
 from typing import Any
 
 import msgspec
@@ -24,7 +26,37 @@ MAX_DEPTH = 64
 #: payload recursively, within Python's 1,000 frames (the drift check takes two a level).
 DEPTH_CEILING = 256
 
-_decode = msgspec.json.Decoder().decode
+
+class _Floats(threading.local):
+    """Whether the last document this thread parsed held a float (a number with a fraction or an exponent)."""
+
+    seen = False
+
+
+FLOATS = _Floats()
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # out of the float range: the plain decoder's error says so
+        raise OverflowError(text)
+    FLOATS.seen = True
+    return value
+
+
+_marking = msgspec.json.Decoder(float_hook=_float).decode
+_plain = msgspec.json.Decoder().decode
+
+
+def _decode(data: bytes | str) -> Any:
+    """The parsed document, marking in :data:`FLOATS` whether it holds floats; the plain decoder's error if not JSON."""
+    FLOATS.seen = False
+    try:
+        return _marking(data)
+    except (msgspec.DecodeError, msgspec.ValidationError, OverflowError, ValueError):
+        return _plain(data)  # raises the parser's own error, which names the problem
+
+
 #: Encodes canonical JSON: keys sorted at every level, no spaces, integers exact.
 encode_sorted = msgspec.json.Encoder(order="sorted").encode
 #: Encodes compact JSON, keys in their order.

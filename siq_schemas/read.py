@@ -45,7 +45,7 @@ from .inputs import JSON_SUFFIXES
 from .inputs import LINE_SUFFIXES as LINE_SUFFIXES  # the readers' names, as before
 from .inputs import SUFFIXES as SUFFIXES
 from .inputs import expand as expand
-from .parse import DEPTH_CEILING, MAX_DEPTH, check_depth, encode, loads
+from .parse import DEPTH_CEILING, FLOATS, MAX_DEPTH, check_depth, encode, loads
 
 Kind = Literal["delivery", "bare", "recovered", "blank", "unreadable"]
 
@@ -95,6 +95,7 @@ class Record:
     received_at: str | None = None
     payload: Any = None
     error: Unreadable | None = None
+    floats: bool = False  # the payload holds a float (known once parsed)
 
     def parse(self, max_depth: int = MAX_DEPTH) -> Any:
         """The record's payload: parsed from the body of a delivery, as read for a bare payload.
@@ -105,7 +106,9 @@ class Record:
         if self.error is not None:
             raise self.error
         if self.kind == "delivery":
-            return loads(self.body or b"", self.source, self.line, max_depth)
+            payload = loads(self.body or b"", self.source, self.line, max_depth)
+            self.floats = FLOATS.seen
+            return payload
         return self.payload
 
 
@@ -329,13 +332,16 @@ def _json_file(chunks: Iterable[bytes], source: str, limits: Limits) -> Iterator
     except Unreadable as error:
         yield Record(source, 1, data, "unreadable", error=error)
         return
+    floats = FLOATS.seen
     failed = executions.records(document)
     if failed is not None:
-        yield from (_recovered(item, source, number) for number, item in enumerate(failed, 1))
-        return
-    items = document if isinstance(document, list) else [document]
-    for number, item in enumerate(items, 1):
-        yield _object_record(item, None, source, number)
+        records = (_recovered(item, source, number) for number, item in enumerate(failed, 1))
+    else:
+        items = document if isinstance(document, list) else [document]
+        records = (_object_record(item, None, source, number) for number, item in enumerate(items, 1))
+    for record in records:
+        record.floats = floats
+        yield record
 
 
 def _recovered(item: Any, source: str, number: int) -> Record:
@@ -377,7 +383,9 @@ def _line_record(line: bytes, source: str, number: int, max_depth: int) -> Recor
             check_depth(line, value, max_depth, source, number)
     except Unreadable as error:
         return Record(source, number, line, "unreadable", error=error)
-    return _object_record(value, line, source, number)
+    record = _object_record(value, line, source, number)
+    record.floats = FLOATS.seen
+    return record
 
 
 def _object_record(value: Any, raw: bytes | None, source: str, number: int) -> Record:

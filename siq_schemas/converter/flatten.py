@@ -20,7 +20,7 @@ import pyarrow as pa
 from ..dedupe import TRANSPORT
 from ..executions import FIELD
 from ..parse import encode
-from ..tables import BY_EVENT, EVENTS, HISTORY, Column, Table
+from ..tables import BY_EVENT, EVENTS, HISTORY, TABLES, Column, Table
 
 INT64 = (-(2**63), 2**63 - 1)
 
@@ -45,7 +45,7 @@ def _integers(low: int, high: int) -> Callable[[Any], int | None]:
     """The converter of integers (or strings of digits) from ``low`` to ``high``; None for anything else."""
 
     def convert(value: Any) -> int | None:
-        if isinstance(value, str) and value.isdigit():
+        if isinstance(value, str) and value.isascii() and value.isdigit():  # the digits 0-9 only, as in SQL
             value = int(value)
         if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
             return value
@@ -120,8 +120,11 @@ def sender_role(payload: dict[str, Any]) -> str:
     """`visitor`, `operator` or `bot`: who wrote a message (see the `messages` data dictionary)."""
     if payload.get("event") == "conversation.visitor.replied":
         return "visitor"
-    message = (payload.get("entity") or {}).get("message") or {}
-    kind = str((message.get("sender") or {}).get("type") or "").strip().lower()
+    entity = payload.get("entity")
+    message = entity.get("message") if isinstance(entity, dict) else None
+    message = message if isinstance(message, dict) else {}
+    sender = message.get("sender")
+    kind = str((sender if isinstance(sender, dict) else {}).get("type") or "").strip().lower()
     if kind and kind not in ("operator", "visitor"):
         return "bot"
     if not kind and "text" not in message and ("meta" in message or "list" in message):
@@ -152,6 +155,12 @@ DERIVED: dict[str, Callable[[dict[str, Any]], Any]] = {
 
 #: The columns of ``events`` that come from the payload; the rest are aggregated over deliveries.
 EVENT_COLUMNS = tuple(column for column in EVENTS.columns if column.path or column.name in ("event_key", *DERIVED))
+#: Where a staged row was read (see :class:`Rows`).
+POSITION = Column("_position", "int", "")
+#: Staged with each ``events`` row for the merge, which flattens the history tables (see
+#: :mod:`~siq_schemas.converter.history`): the sender role of a message, and whether the
+#: worker flattened the event's history rows itself.
+ROLE, FLAT = Column("_role", "text", ""), Column("_flat", "bool", "")
 
 #: One row per accepted record: what the delivery itself says (staged, then aggregated into ``events``).
 DELIVERIES = Table(
@@ -168,6 +177,11 @@ DELIVERIES = Table(
     ),
 )
 STAGED_EVENTS = Table("events", EVENTS.grain, EVENT_COLUMNS)
+#: The columns each staged table is written with.
+STAGED_COLUMNS: dict[str, tuple[Column, ...]] = {
+    DELIVERIES.name: DELIVERIES.columns,
+    STAGED_EVENTS.name: (*EVENT_COLUMNS, POSITION, ROLE, FLAT),
+} | {table.name: (*table.columns, POSITION) for table in HISTORY}
 
 
 class Delivery(NamedTuple):
@@ -225,8 +239,12 @@ def _extractor(table: Table) -> Callable[[dict[str, Any], str, int], tuple[Any, 
     return namespace["extract"]  # type: ignore[no-any-return]
 
 
-_STAGED = (STAGED_EVENTS, *HISTORY)
-_EXTRACTORS = {table.name: _extractor(table) for table in _STAGED}
+_EXTRACTORS = {table.name: _extractor(table) for table in HISTORY}
+_EXTRACT_EVENTS = _extractor(STAGED_EVENTS)
+
+
+_ENTITY = next(index for index, column in enumerate(EVENT_COLUMNS) if column.name == "entity")
+_MESSAGES = frozenset(TABLES["messages"].events)
 
 
 class Rows:
@@ -234,47 +252,51 @@ class Rows:
 
     Staged tables (all but ``_deliveries``) carry one more column, ``_position``:
     where the record was read, so that the merge can keep one record per event.
+    The merge flattens the history rows of an event from its staged ``events`` row
+    (:mod:`~siq_schemas.converter.history`), but for an entity whose JSON text DuckDB
+    writes otherwise than Python: one with floats (``floats``) or escaped control
+    characters. Those are flattened here, and so are entities over ``entity_bytes`` (see
+    :class:`~siq_schemas.converter.tuning.Batch`), and all of them with ``python`` (the reference
+    the merge's SQL is tested against).
     """
 
     TABLES = (STAGED_EVENTS, DELIVERIES, *HISTORY)
 
-    def __init__(self) -> None:
-        self.count = 0
+    def __init__(self, python: bool = False, entity_bytes: int = 16 << 10) -> None:
+        self.count, self.python, self.entity_bytes = 0, python, entity_bytes
         self.rows: dict[str, list[tuple[Any, ...]]] = {table.name: [] for table in self.TABLES}
-        plans = {table.name: (self.rows[table.name].append, _EXTRACTORS[table.name]) for table in _STAGED}
-        self._by_event = {
-            event: [plans[table.name] for table in (STAGED_EVENTS, *tables)] for event, tables in BY_EVENT.items()
-        }
-        self._events_only = [plans[STAGED_EVENTS.name]]
+        plans = {table.name: (self.rows[table.name].append, _EXTRACTORS[table.name]) for table in HISTORY}
+        self._by_event = {event: [plans[table.name] for table in tables] for event, tables in BY_EVENT.items()}
+        self._event = self.rows[STAGED_EVENTS.name].append
         self._delivery = self.rows[DELIVERIES.name].append
 
-    def add(self, key: str, payload: dict[str, Any], delivery: Delivery, position: int) -> None:
-        """Add one accepted record: its event key, parsed payload, delivery facts, and where it was read."""
+    def add(self, key: str, payload: dict[str, Any], delivery: Delivery, position: int, floats: bool = False) -> None:
+        """Add one accepted record: its event key, payload, delivery facts, where it was read, whether it has floats."""
         self.count += 1
-        for append, extract in self._by_event.get(payload.get("event"), self._events_only):  # type: ignore[arg-type]
-            append(extract(payload, key, position))
+        row = _EXTRACT_EVENTS(payload, key, position)
+        entity, event = row[_ENTITY], payload.get("event")
+        flat = self.python or floats or (entity is not None and (len(entity) > self.entity_bytes or b"\\u00" in entity))
+        self._event((*row, sender_role(payload) if event in _MESSAGES else None, flat))
+        if flat:
+            for append, extract in self._by_event.get(event, ()):  # type: ignore[arg-type]
+                append(extract(payload, key, position))
         self._delivery((key, *delivery))
 
     def tables(self) -> dict[str, pa.Table]:
         """The batch as Arrow tables with the staged schemas."""
-        return {table.name: _arrow(table, self.rows[table.name]) for table in self.TABLES}
+        return {table.name: _arrow(table.name, self.rows[table.name]) for table in self.TABLES}
 
 
-def staged_schema(table: Table) -> pa.Schema:
-    """The schema of a staged table: the output schema and, but for ``_deliveries``, ``_position``."""
-    return table.schema if table is DELIVERIES else table.schema.append(pa.field("_position", pa.int64()))
+def staged_schema(name: str) -> pa.Schema:
+    """A staged table's schema: its output columns and ``_position`` (and for ``events``, ``_role`` and ``_flat``)."""
+    return pa.schema([pa.field(column.name, column.type) for column in STAGED_COLUMNS[name]])
 
 
-def _arrow(table: Table, rows: list[tuple[Any, ...]]) -> pa.Table:
-    schema = staged_schema(table)
+def _arrow(name: str, rows: list[tuple[Any, ...]]) -> pa.Table:
+    schema = staged_schema(name)
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
     arrays = [
-        pa.array(values, pa.binary()).cast(pa.string()) if kind == "json" else pa.array(values, field.type)
-        for values, field, kind in zip(columns, schema, _kinds(table), strict=True)
+        pa.array(values, pa.binary()).cast(pa.string()) if column.kind == "json" else pa.array(values, field.type)
+        for values, field, column in zip(columns, schema, STAGED_COLUMNS[name], strict=True)
     ]
     return pa.Table.from_arrays(arrays, schema=schema)
-
-
-def _kinds(table: Table) -> list[str]:
-    kinds = [column.kind for column in table.columns]
-    return kinds if table is DELIVERIES else [*kinds, "int"]

@@ -68,7 +68,7 @@ def stage_file(task: Task) -> FileResult:
     """
     keyring = load_keys(*task.keys) if task.keys else None
     result = FileResult(storage.key(storage.location(task.path)), resumed=task.skip_lines > 0)
-    rows, rejects = Rows(), _Rejects()
+    rows, rejects = Rows(entity_bytes=task.batch.entity_bytes), _Rejects()
     staging = Staging(task.stage, task.buckets)
     batch = raw_bytes = 0
 
@@ -77,7 +77,7 @@ def stage_file(task: Task) -> FileResult:
         tables = rows.tables()
         tables["rejects"] = rejects.table()
         staging.write(tables, f"{task.index:06d}-{batch:05d}")
-        rows, rejects, batch, raw_bytes = Rows(), _Rejects(), batch + 1, 0
+        rows, rejects, batch, raw_bytes = Rows(entity_bytes=task.batch.entity_bytes), _Rejects(), batch + 1, 0
         gc.collect(1)  # the young generations only: a full collection costs ~35 ms, per file
 
     collecting = gc.isenabled()
@@ -97,7 +97,7 @@ def stage_file(task: Task) -> FileResult:
                 rejects.add(record, error)
             else:
                 result.counts["accepted"] += 1
-                rows.add(event_key(payload), payload, delivery, task.index << 32 | record.line)
+                rows.add(event_key(payload), payload, delivery, task.index << 32 | record.line, record.floats)
             if rows.count + len(rejects.rows) >= task.batch.records or raw_bytes >= task.batch.raw_bytes:
                 flush()
         flush()

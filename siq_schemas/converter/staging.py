@@ -20,16 +20,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..tables import TABLES
-from .flatten import DELIVERIES, Rows, staged_schema
+from ..tables import HISTORY, TABLES
+from .flatten import DELIVERIES, STAGED_EVENTS, Rows, staged_schema
+from .history import history_sql
 
 if TYPE_CHECKING:
     import duckdb
 
 #: The staged tables and their schemas.
-SCHEMAS: dict[str, pa.Schema] = {table.name: staged_schema(table) for table in Rows.TABLES} | {
+SCHEMAS: dict[str, pa.Schema] = {table.name: staged_schema(table.name) for table in Rows.TABLES} | {
     "rejects": TABLES["rejects"].schema
 }
+
+
+_HISTORY = {table.name: table for table in HISTORY}
 
 
 class Staging:
@@ -99,12 +103,20 @@ class Staging:
         """
         buckets = "*" if bucket is None else f"b{bucket:02d}"
         where = "TRUE" if bucket is None else self.bucket_sql(bucket)
+        events = f"read_parquet('{parquet_glob(self.folder / STAGED_EVENTS.name, buckets)}')"
         for name, schema in SCHEMAS.items():
             if keyed and name == "rejects":
                 continue
-            sources = [f"SELECT * FROM read_parquet('{parquet_glob(self.folder / name, buckets)}')"]
+            staged = f"read_parquet('{parquet_glob(self.folder / name, buckets)}')"
+            if name == STAGED_EVENTS.name:
+                sources = [f"SELECT * EXCLUDE (_role, _flat) FROM {staged}"]
+            elif name in _HISTORY:  # the rows the workers flattened, and those flattened from the staged events
+                sources = [f"SELECT * FROM {staged}", history_sql(_HISTORY[name], events)]
+            else:
+                sources = [f"SELECT * FROM {staged}"]
             if previous is not None and name != DELIVERIES.name and (previous / name).is_dir():
-                columns = ", ".join("-1" if c == "_position" else f'"{c}"' for c in schema.names)
+                names = [c for c in schema.names if c not in ("_role", "_flat")]
+                columns = ", ".join("-1" if c == "_position" else f'"{c}"' for c in names)
                 rows = f"read_parquet('{parquet_glob(previous / name)}')"
                 sources.append(f"SELECT {columns} FROM {rows} WHERE {where}")
             con.execute(f'CREATE OR REPLACE VIEW "{prefix}{name}" AS {" UNION ALL ".join(sources)}')

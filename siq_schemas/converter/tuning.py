@@ -21,6 +21,9 @@ class Batch:
 
     records: int = 20_000
     raw_bytes: int = 16 << 20
+    #: An entity longer than this (as JSON) is flattened by the worker, not by the merge: DuckDB flattens
+    #: 2,048 rows at a time, and rows of megabytes each would outgrow its memory limit.
+    entity_bytes: int = 16 << 10
 
 
 @dataclass(frozen=True)
