@@ -149,7 +149,7 @@ def read_records(
     marker, are left pending instead of yielded as unreadable; ``tail`` then
     says where the complete records end (see :class:`Tail`).
 
-    The file is read and decompressed ``chunk_bytes`` at a time: that bounds memory, not the records.
+    The file is read and decompressed ``chunk_bytes`` at a time: that bounds memory, and never changes the records.
     """
     where = os.fspath(path)
     source = path_text(where)  # the name records carry: UTF-8 text whatever bytes the file name holds
