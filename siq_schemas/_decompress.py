@@ -9,7 +9,7 @@ from typing import IO, Any
 
 import zstandard
 
-#: Bytes read from a file at a time, and the most a decompressed chunk holds.
+#: Bytes read from a file at a time, and the most a decompressed chunk holds, unless told otherwise.
 CHUNK = 1 << 20
 #: Compressed bytes given to a zstd decompressor at a time: zstd expands at most about 32,000 times.
 ZSTD_SLICE = 1 << 10
@@ -26,15 +26,15 @@ class Truncated(Broken):
     """Compressed data that ends before its end marker: a file still being written, or cut short."""
 
 
-def read_chunk(raw: IO[bytes], offset: int) -> bytes:
+def read_chunk(raw: IO[bytes], offset: int, chunk: int = CHUNK) -> bytes:
     try:
-        return raw.read(CHUNK)
+        return raw.read(chunk)
     except OSError as error:
         raise Broken(f"read error at byte {offset}: {error.strerror or error}") from None
 
 
-def decompressed(raw: IO[bytes], source: str, max_ratio: int, ratio_floor: int) -> Iterator[bytes]:
-    """The file's data in chunks of at most :data:`CHUNK` bytes, decompressed.
+def decompressed(raw: IO[bytes], source: str, max_ratio: int, ratio_floor: int, chunk: int = CHUNK) -> Iterator[bytes]:
+    """The file's data in chunks of at most ``chunk`` bytes, decompressed.
 
     Multi-member gzip and multi-frame zstd are read through (NUL padding
     between them allowed). Raises :class:`Broken` after the last good chunk
@@ -51,9 +51,9 @@ def decompressed(raw: IO[bytes], source: str, max_ratio: int, ratio_floor: int) 
         size = ZSTD_SLICE
     else:
         offset = 0
-        while chunk := read_chunk(raw, offset):
-            offset += len(chunk)
-            yield chunk
+        while data := read_chunk(raw, offset, chunk):
+            offset += len(data)
+            yield data
         return
     gzip = size == GZIP_SLICE
     decompressor, fresh, more = new(), True, False  # ``more``: gzip output held back by the bound
@@ -61,7 +61,7 @@ def decompressed(raw: IO[bytes], source: str, max_ratio: int, ratio_floor: int) 
     while True:
         if position == len(data) and not more:
             offset += len(data)
-            data, position = read_chunk(raw, offset), 0
+            data, position = read_chunk(raw, offset, chunk), 0
             if not data:
                 break
         if fresh:  # between members NUL padding may stand
@@ -71,10 +71,10 @@ def decompressed(raw: IO[bytes], source: str, max_ratio: int, ratio_floor: int) 
                 continue
         piece = memoryview(data)[position : position + size]
         try:
-            out = decompressor.decompress(piece, CHUNK) if gzip else decompressor.decompress(piece)
+            out = decompressor.decompress(piece, chunk) if gzip else decompressor.decompress(piece)
         except errors as error:
             raise Broken(f"corrupt or truncated file at byte {offset + position}: {error}") from None
-        fresh, more = False, gzip and len(out) == CHUNK
+        fresh, more = False, gzip and len(out) == chunk
         position += len(piece) - (len(decompressor.unconsumed_tail) if gzip else 0)
         if decompressor.eof:  # the next member, if any, starts in the unused data
             position -= len(decompressor.unused_data)
@@ -85,7 +85,7 @@ def decompressed(raw: IO[bytes], source: str, max_ratio: int, ratio_floor: int) 
                 f"expands over {max_ratio:,} times its compressed size (a decompression bomb?) "
                 f"at byte {offset + position}: the rest of the file is not read"
             )
-        for start in range(0, len(out), CHUNK):
-            yield out[start : start + CHUNK]
+        for start in range(0, len(out), chunk):
+            yield out[start : start + chunk]
     if not fresh:
         raise Truncated(f"corrupt or truncated file at byte {offset}: the compressed data ends before its end marker")

@@ -13,7 +13,7 @@ import ast
 import json
 import re
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 from . import _registry
 from .validate import ZOBOT, verdict
@@ -27,6 +27,11 @@ ABSENT = object()
 Key = tuple[str | None, str, str, str | None, str | None]
 #: A schema error, whichever validator found it: path, keyword, its detail, the value at the path.
 _Error = tuple[tuple[str | int, ...], str, Any, Any]
+#: How a payload is explained: by the compiled validator, its unknown fields remembered per payload shape
+#: (``by-shape``, the fast way) or found afresh for every payload (``each``); or by ``jsonschema`` for every
+#: payload (``jsonschema``, as for a value the compiled validator cannot take). All three find the same.
+Explain = Literal["by-shape", "each", "jsonschema"]
+EXPLAIN: tuple[Explain, ...] = ("by-shape", "each", "jsonschema")
 
 _EVENTS = frozenset(_registry.event_names())
 UNPUBLISHED = frozenset(event for event in _EVENTS if _registry.unpublished(event))
@@ -39,7 +44,13 @@ def strict_validators(event: str | None) -> _registry.Validators | None:
     return _registry.validators(event, strict=True) if event in _EVENTS else None
 
 
-def check(event: str | None, payload: Any, strict: _registry.Validators | None, found: dict[Key, Any]) -> bool:
+def check(
+    event: str | None,
+    payload: Any,
+    strict: _registry.Validators | None,
+    found: dict[Key, Any],
+    explain: Explain = "by-shape",
+) -> bool:
     """Put the findings of one payload in ``found``, each with its value; return whether the payload is valid."""
     entity = payload.get("entity", ABSENT) if isinstance(payload, dict) else ABSENT
     if strict is None:
@@ -50,12 +61,12 @@ def check(event: str | None, payload: Any, strict: _registry.Validators | None, 
         found[event, "unpublished-event", "$.entity", None, None] = entity
         if verdict(strict, payload):
             return True
-    for field, where in _unknown_fields(event, payload, strict):
+    for field, where in _unknown_fields(event, payload, strict, explain):
         found.setdefault((event, "unknown-field", field, None, None), _at(payload, where))
     documented = _registry.validators(event or "envelope", "documented")
     if verdict(documented, payload):  # then the lenient schema takes it too
         return True
-    for path, keyword, detail, instance in _errors(documented, payload):
+    for path, keyword, detail, instance in _errors(documented, payload, explain):
         key: Key
         if keyword == "type":
             key = (event, "type-mismatch", _path(path), " or ".join(sorted(detail)), _json_type(instance))
@@ -81,7 +92,7 @@ _CONTAINERS = (dict, list)
 
 
 def _unknown_fields(
-    event: str | None, payload: Any, strict: _registry.Validators
+    event: str | None, payload: Any, strict: _registry.Validators, explain: Explain
 ) -> list[tuple[str, tuple[str | int, ...]]]:
     """The unknown fields of ``payload``: each one's collapsed path and its location in the payload.
 
@@ -92,13 +103,14 @@ def _unknown_fields(
     explained once, and the others cost a walk of the payload.
     """
     key = (event, _shape(payload) if isinstance(payload, _CONTAINERS) else type(payload))
-    found = _KNOWN_SHAPES.get(key)
+    found = _KNOWN_SHAPES.get(key) if explain == "by-shape" else None
     if found is None:
         found = []
-        for path, keyword, detail, _ in _errors(strict, payload):
+        for path, keyword, detail, _ in _errors(strict, payload, explain):
             if keyword in _UNKNOWN:
                 found += [(_path((*path, name)), (*path, name)) for name in detail]
-        _remember(key, found)
+        if explain == "by-shape":
+            _remember(key, found)
     return found
 
 
@@ -142,12 +154,14 @@ def _at(payload: Any, where: tuple[str | int, ...]) -> Any:
     return payload
 
 
-def _errors(validators: _registry.Validators, payload: Any) -> list[_Error]:
+def _errors(validators: _registry.Validators, payload: Any, explain: Explain) -> list[_Error]:
     """Every error of ``payload``, from the compiled validator; from ``jsonschema`` for values it cannot take."""
-    try:
-        return list(_compiled_errors(validators, payload))
-    except (ValueError, OverflowError, TypeError):
-        return list(_explained_errors(validators, payload))
+    if explain != "jsonschema":
+        try:
+            return list(_compiled_errors(validators, payload))
+        except (ValueError, OverflowError, TypeError):
+            pass
+    return list(_explained_errors(validators, payload))
 
 
 def _compiled_errors(validators: _registry.Validators, payload: Any) -> Iterator[_Error]:

@@ -46,7 +46,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ._findings import ABSENT, UNPUBLISHED, Key, check, example_text, strict_validators
+from ._findings import ABSENT, EXPLAIN, UNPUBLISHED, Explain, Key, check, example_text, strict_validators
 from ._text import printable
 from .tables import DRIFT
 from .validate import verdict, zobot_request
@@ -75,11 +75,19 @@ _Rank = tuple[str, bool, str, bool, str]
 class Drift:
     """An accumulator of drift findings; :meth:`to_dict` is the report.
 
+    ``explain`` is how a payload that fails its strict schema is explained, each way giving the
+    same findings: ``by-shape`` (the compiled validator, unknown fields remembered per payload
+    shape), ``each`` (the compiled validator for every payload) or ``jsonschema`` (its errors, for
+    every payload). The last two are slower; they are the references the fast way is checked against.
+
     >>> drift = Drift()
     >>> drift.add(payload, "archive.jsonl", 3)   # doctest: +SKIP
     """
 
-    def __init__(self) -> None:
+    def __init__(self, explain: Explain = "by-shape") -> None:
+        if explain not in EXPLAIN:
+            raise ValueError(f"unknown way to explain {explain!r}; ways: {', '.join(EXPLAIN)}")
+        self.explain: Explain = explain
         self.records = 0
         self.records_with_drift = 0
         self.events: Counter[str] = Counter()
@@ -104,7 +112,7 @@ class Drift:
         if strict is not None and event not in UNPUBLISHED and verdict(strict, payload):
             return True
         found: dict[Key, Any] = {}
-        valid = check(event, payload, strict, found)
+        valid = check(event, payload, strict, found, self.explain)
         if found:
             self.records_with_drift += 1
         for key, value in found.items():

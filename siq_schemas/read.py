@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Literal
 
 from . import executions, storage
-from ._decompress import Broken, Truncated, decompressed
+from ._decompress import CHUNK, Broken, Truncated, decompressed
 from ._text import path_text
 from .exceptions import Unreadable
 from .inputs import JSON_SUFFIXES
@@ -136,7 +136,9 @@ class Tail:
     broken: bool = False
 
 
-def read_records(path: str | os.PathLike[str], limits: Limits = LIMITS, tail: Tail | None = None) -> Iterator[Record]:
+def read_records(
+    path: str | os.PathLike[str], limits: Limits = LIMITS, tail: Tail | None = None, *, chunk_bytes: int = CHUNK
+) -> Iterator[Record]:
     """Every record of one file, in order.
 
     Raises :class:`Unreadable` only when the file cannot be opened at all; a
@@ -149,6 +151,8 @@ def read_records(path: str | os.PathLike[str], limits: Limits = LIMITS, tail: Ta
     parse, and the partial line of a compressed file that ends before its end
     marker, are left pending instead of yielded as unreadable; ``tail`` then
     says where the complete records end (see :class:`Tail`).
+
+    The file is read and decompressed ``chunk_bytes`` at a time: that bounds memory, and never changes the records.
     """
     where = os.fspath(path)
     source = path_text(where)  # the name records carry: UTF-8 text whatever bytes the file name holds
@@ -157,7 +161,7 @@ def read_records(path: str | os.PathLike[str], limits: Limits = LIMITS, tail: Ta
         raise Unreadable(_unlisted(where), source)
     raw = _open(where)  # closed below, also when the consumer stops early
     with raw:
-        chunks = _Hashed(decompressed(raw, source, limits.max_ratio, limits.ratio_floor))
+        chunks = _Hashed(decompressed(raw, source, limits.max_ratio, limits.ratio_floor, chunk_bytes))
         if not name.endswith(JSON_SUFFIXES):
             yield from _lines_file(chunks, source, limits, tail)
             return

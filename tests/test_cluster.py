@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import siq_schemas
-from siq_schemas.converter import _dask, plan
+from siq_schemas.converter import plan
 from tests.archives import chat, envelope, tables_of
 from tests.conftest import KEYS, delivery, write_lines
 
@@ -101,11 +101,15 @@ def test_a_file_gone_before_its_task_runs_is_one_reject_and_read_when_back(tmp_p
     assert (back.records_read, back.duplicates, back.rejected) == (1, 1, 0)
 
 
-def test_an_unreachable_scheduler_is_a_clear_error(tmp_path, monkeypatch):
-    """A scheduler that does not answer raises ClusterError naming its address, quickly."""
-    monkeypatch.setattr(_dask, "CONNECT_TIMEOUT", "1s")
+def test_an_unreachable_scheduler_is_a_clear_error(tmp_path):
+    """A scheduler that does not answer within Dask's connect timeout raises ClusterError naming its address."""
+    import dask
+
     write_lines(tmp_path / "a.jsonl", chat()[:1])
-    with pytest.raises(siq_schemas.ClusterError, match=r"tcp://127\.0\.0\.1:9"):
+    with (
+        dask.config.set({"distributed.comm.timeouts.connect": "1s"}),
+        pytest.raises(siq_schemas.ClusterError, match=r"tcp://127\.0\.0\.1:9"),
+    ):
         siq_schemas.convert(tmp_path / "a.jsonl", tmp_path / "out", engine="dask", scheduler="tcp://127.0.0.1:9")
     assert not (tmp_path / "out").exists()
 

@@ -158,14 +158,30 @@ def cycle(graph: dict[str, set[str]]) -> list[str]:
 
 
 def test_the_package_has_no_import_cycle():
-    """No module of the package (the sample generator aside) imports itself through others, lazy and type-only too."""
-    graph = {name: targets for name, targets in import_graph().items() if not name.startswith("siq_schemas.sample")}
+    """No module of the package imports itself through others, lazy and type-only imports included."""
+    graph = import_graph()
     assert "siq_schemas.converter.stage" in graph["siq_schemas.converter.engines"], "the walk sees the imports"
+    assert "siq_schemas.sample._portal" in graph["siq_schemas.sample._chats"], "the walk sees the subpackages"
     assert cycle({"a": {"b"}, "b": {"a"}}) == ["a", "b", "a"], "the walk finds a cycle"
     assert cycle(graph) == []
 
 
+#: Lines a module holds at most, so that each reads as one job.
+MAX_LINES = 400
+#: Modules allowed to be longer, by path in the package, and why.
+LONGER = {
+    "tables.py": "declarative data: every table's columns, one line each, read as a list rather than as code",
+    "read.py": "being split: reading a file in byte ranges is changing it now; it leaves this list once split",
+}
+
+
 def test_package_modules_stay_small():
-    """Every module of the converter holds at most about 400 lines, so that each reads as one job."""
-    sizes = {path.name: len(path.read_text().splitlines()) for path in (PACKAGE / "converter").glob("*.py")}
-    assert max(sizes.values()) <= 420, sizes
+    """Every module of the package holds at most 400 lines, but for the declarative and in-progress ones named here."""
+    sizes = {
+        path.relative_to(PACKAGE).as_posix(): len(path.read_text(encoding="utf-8").splitlines())
+        for path in PACKAGE.rglob("*.py")
+    }
+    assert set(LONGER) <= set(sizes), "every module allowed to be longer exists"
+    assert {"converter/run.py", "sample/_portal.py", "serve/receiver.py"} <= set(sizes), "every subpackage is counted"
+    over = {name: lines for name, lines in sizes.items() if lines > MAX_LINES and name not in LONGER}
+    assert not over, over

@@ -12,7 +12,9 @@ workers staged its copies.
 
 Without a scheduler address (``--scheduler``, or Dask's own ``scheduler-address``
 setting, e.g. ``DASK_SCHEDULER_ADDRESS``), a local cluster of ``workers``
-single-threaded processes is started for the run and closed after it.
+single-threaded processes is started for the run and closed after it. A scheduler that
+does not answer within Dask's ``distributed.comm.timeouts.connect`` setting (30 s unless set,
+e.g. ``DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=5s``) is a :class:`ClusterError`.
 """
 
 from __future__ import annotations
@@ -29,8 +31,6 @@ from ..exceptions import ClusterError
 from .stage import FileResult, Task, stage_file
 from .staging import Staging
 
-#: How long to try to reach a scheduler before giving up.
-CONNECT_TIMEOUT = "20s"
 #: The workers of a local cluster do not sample their threads' stacks every 10 ms: that cost a
 #: quarter of the staging time of pure-Python tasks like these.
 PROFILE_OFF = {"distributed.worker.profile.enabled": False}
@@ -54,7 +54,7 @@ def staged_on_cluster(
         with _signals.held_back():  # a cluster stopped while it starts is left half made, never closed
             if address:
                 try:
-                    client = stack.enter_context(Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False))
+                    client = stack.enter_context(Client(address, set_as_default=False))
                 except (OSError, TimeoutError) as error:
                     raise ClusterError(f"cannot reach the Dask scheduler at {address}: {error}") from None
             else:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._constants import (
     APP_ID,
@@ -20,9 +20,7 @@ from ._constants import (
     WAITING,
 )
 from ._model import Department, Operator, Plan, Visitor
-
-if TYPE_CHECKING:
-    from ._portal import Portal
+from ._portal import Portal
 
 
 class Chat:
