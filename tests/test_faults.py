@@ -177,7 +177,7 @@ def full_disk(monkeypatch: pytest.MonkeyPatch, where: str) -> None:
 
     target = {
         "stage": (Staging, "write"),
-        "merge": (merge, "_copy"),
+        "merge": (merge.dedupe, "events_sql"),
         "table": (write, "write_table"),
         "manifest": (output, "write_manifest"),
         "commit": (output, "_fsync_tree"),
@@ -234,7 +234,7 @@ def test_an_interrupt_in_the_merge_is_an_interrupt(previous, monkeypatch, capsys
         except KeyboardInterrupt:
             raise RuntimeError("Query interrupted") from None  # ... which DuckDB reports as an error of its own
 
-    monkeypatch.setattr(merge, "_copy", interrupted)
+    monkeypatch.setattr(merge.dedupe, "events_sql", interrupted)
     assert main(["convert", str(archive), "--out", str(out)]) == 130
     assert capsys.readouterr().err.strip() == "siq: interrupted"
     assert snapshot(out) == before and not leftovers(out)

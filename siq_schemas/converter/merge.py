@@ -24,17 +24,14 @@ from ..tables import HISTORY, TABLES
 from . import fold, write
 from .flatten import DELIVERIES
 from .staging import Staging, parquet_glob, sql_path
+from .tuning import TUNING, Tuning
 
-#: Rows per batch moved from DuckDB to the Parquet writer.
-BATCH_ROWS = 16_384
-#: Bytes per row group of a pass DuckDB writes (at most :data:`BATCH_ROWS` rows).
+#: Bytes per row group of a pass DuckDB writes (at most ``Tuning.batch_rows`` rows).
 ROW_GROUP_BYTES = "16MB"
-#: DuckDB's memory budget for merging and folding; beyond it, it spills to disk.
-MEMORY_LIMIT = "512MB"
 
 
 def build(
-    staging: Staging, temp: Path, previous: Path | None, threads: int, ranges: int = 1
+    staging: Staging, temp: Path, previous: Path | None, threads: int, ranges: int = 1, tuning: Tuning = TUNING
 ) -> tuple[dict[str, int], int]:
     """Merge the rows of ``staging`` with the previous output, dedupe, fold, and write every table into ``temp``.
 
@@ -46,7 +43,6 @@ def build(
     ``previous`` or was delivered earlier in this run (counted from the staged
     deliveries alone, so the caller can check them against the tables).
     """
-    counts: dict[str, int] = {}
     spill = temp / "_spill"
     spill.mkdir()
     staging.complete()
@@ -54,15 +50,16 @@ def build(
         str(spill / "merge.duckdb"),
         config={
             "threads": max(threads, 1),
-            "memory_limit": MEMORY_LIMIT,
+            "memory_limit": tuning.memory_limit,
             "preserve_insertion_order": False,
             # A pass split by time ranges (PARTITION_BY) buffers this many rows per thread before writing them
             # out; DuckDB's default (524,288 wide rows) outgrows the memory limit.
-            "partitioned_write_flush_threshold": 4 * BATCH_ROWS,
+            "partitioned_write_flush_threshold": 4 * tuning.batch_rows,
         },
     )
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET temp_directory = '{sql_path(spill)}'")
+    passes = _Passes(con, temp, tuning)
     try:
         staging.views(con, "s_", previous)
         duplicates = _duplicates(con, f'"s_{DELIVERIES.name}"', previous)
@@ -82,26 +79,25 @@ def build(
             queries = {"events": dedupe.events_sql("p_events", "p_keep", "p_all_deliveries")}
             queries |= {table.name: dedupe.history_sql(f'"p_{table.name}"', "p_keep") for table in HISTORY}
             for name in merged:
-                _copy(con, queries[name], spill / name, bucket, split)
+                passes.copy(queries[name], spill / name, bucket, split)
         con.execute("RESET disabled_optimizers")
         for name in merged:  # then each table sorted, one range of event times after the other
-            _sorted(con, name, "event_time, event_key", temp, counts, ranges)
-        _write(con, "SELECT * FROM s_rejects ORDER BY source, line", "rejects", temp, counts)
+            passes.sorted(name, "event_time, event_key", ranges)
+        passes.write("SELECT * FROM s_rejects ORDER BY source, line", "rejects")
         for name in TABLES:
-            if name in counts:
+            if name in passes.counts:
                 con.execute(f"CREATE VIEW \"t_{name}\" AS SELECT * FROM read_parquet('{parquet_glob(temp / name)}')")
         conversations = partial(fold.conversations_sql, "t_events", "t_conversation_events", "t_messages", "t_ratings")
-        _merge_table(con, conversations, "conversations", buckets, temp, counts, "conversation_id")
+        passes.joined(conversations, "conversations", buckets, "conversation_id")
         views = ("t_events", "t_visitor_events", "t_conversation_events", "t_messages", "t_ratings")
-        visitors = partial(fold.visitors_sql, *views)
-        _merge_table(con, visitors, "visitors", buckets, temp, counts, "visitor_id")
+        passes.joined(partial(fold.visitors_sql, *views), "visitors", buckets, "visitor_id")
         admin = ("t_operator_events", "t_department_events")
-        _merge_table(con, partial(fold.operators_sql, *admin), "operators", buckets, temp, counts, "operator_id")
-        _merge_table(con, partial(fold.departments_sql, *admin), "departments", buckets, temp, counts, "department_id")
+        passes.joined(partial(fold.operators_sql, *admin), "operators", buckets, "operator_id")
+        passes.joined(partial(fold.departments_sql, *admin), "departments", buckets, "department_id")
     finally:
         con.close()
     shutil.rmtree(spill, ignore_errors=True)  # DuckDB's database and the passes: not part of the output
-    return {name: counts[name] for name in TABLES}, duplicates
+    return {name: passes.counts[name] for name in TABLES}, duplicates
 
 
 def _duplicates(con: duckdb.DuckDBPyConnection, deliveries: str, previous: Path | None) -> int:
@@ -112,27 +108,6 @@ def _duplicates(con: duckdb.DuckDBPyConnection, deliveries: str, previous: Path 
         new = f"SELECT DISTINCT event_key FROM {deliveries} ANTI JOIN ({known}) USING (event_key)"
     row = con.execute(f"SELECT (SELECT count(*) FROM {deliveries}) - (SELECT count(*) FROM ({new}))").fetchone()
     return int(row[0]) if row else 0
-
-
-def _merge_table(
-    con: duckdb.DuckDBPyConnection,
-    sql: Callable[[str], str],
-    name: str,
-    parts: int,
-    temp: Path,
-    counts: dict[str, int],
-    order: str,
-) -> None:
-    """Write a table computed by joins in ``parts`` passes, then sort the passes together.
-
-    ``sql(part)`` is the query for the rows whose id meets condition ``part``
-    (``hash({id}) % parts = n``). DuckDB spills a join or a sort of wide rows
-    to disk, but not both in one query, and a join's hash table must fit in
-    memory: one pass per bucket keeps every step bounded whatever the archive's size.
-    """
-    for part in range(parts):
-        _copy(con, sql(f"hash({{id}}) % {parts} = {part}" if parts > 1 else "TRUE"), temp / "_spill" / name, part)
-    _sorted(con, name, order, temp, counts)
 
 
 def _time_ranges(con: duckdb.DuckDBPyConnection, ranges: int) -> str:
@@ -149,49 +124,67 @@ def _time_ranges(con: duckdb.DuckDBPyConnection, ranges: int) -> str:
     return f"CASE WHEN event_time IS NULL THEN {ranges - 1} {cases} ELSE {ranges - 1} END"
 
 
-def _copy(con: duckdb.DuckDBPyConnection, sql: str, folder: Path, part: int, split: str | None = None) -> None:
-    """Write one pass of a table to ``folder/bNN.parquet`` (small row groups: wide rows stay cheap to read).
+class _Passes:
+    """The passes of a merge on DuckDB connection ``con``: tables written into output folder ``temp``, counted."""
 
-    A row group ends at :data:`BATCH_ROWS` rows or :data:`ROW_GROUP_BYTES` bytes: DuckDB holds one per
-    thread, and a few rows of megabytes each would otherwise outgrow its memory limit.
+    def __init__(self, con: duckdb.DuckDBPyConnection, temp: Path, tuning: Tuning) -> None:
+        self.con, self.temp, self.tuning = con, temp, tuning
+        self.counts: dict[str, int] = {}
 
-    With ``split`` (see :func:`_time_ranges`), the rows go to ``folder/_range=R/bNN_*.parquet`` by range instead.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    groups = f"ROW_GROUP_SIZE {BATCH_ROWS}, ROW_GROUP_SIZE_BYTES '{ROW_GROUP_BYTES}'"
-    if split is None:
-        con.execute(f"COPY ({sql}) TO '{sql_path(folder / f'b{part:02d}.parquet')}' ({groups})")
-        return
-    con.execute(
-        f"COPY (SELECT *, {split} AS _range FROM ({sql})) TO '{sql_path(folder)}' (FORMAT parquet,"
-        f" PARTITION_BY (_range), OVERWRITE_OR_IGNORE, FILENAME_PATTERN 'b{part:02d}_{{i}}', {groups})"
-    )
+    def joined(self, sql: Callable[[str], str], name: str, parts: int, order: str) -> None:
+        """Write a table computed by joins in ``parts`` passes, then sort the passes together.
 
+        ``sql(part)`` is the query for the rows whose id meets condition ``part``
+        (``hash({id}) % parts = n``). DuckDB spills a join or a sort of wide rows
+        to disk, but not both in one query, and a join's hash table must fit in
+        memory: one pass per bucket keeps every step bounded whatever the archive's size.
+        """
+        for part in range(parts):
+            self.copy(
+                sql(f"hash({{id}}) % {parts} = {part}" if parts > 1 else "TRUE"), self.temp / "_spill" / name, part
+            )
+        self.sorted(name, order)
 
-def _sorted(
-    con: duckdb.DuckDBPyConnection, name: str, order: str, temp: Path, counts: dict[str, int], ranges: int = 1
-) -> None:
-    """Write table ``name`` from all its passes, sorted by ``order``, one range after the other (see :func:`_copy`)."""
-    folder = temp / "_spill" / name
-    if ranges == 1:
-        sqls = [f"SELECT * FROM read_parquet('{parquet_glob(folder)}') ORDER BY {order}"]
-    else:
-        parts = [folder / f"_range={n}" for n in range(ranges)]
-        sqls = [
-            f"SELECT * FROM read_parquet('{parquet_glob(part)}', hive_partitioning = false) ORDER BY {order}"
-            for part in parts
-            if part.is_dir()
-        ]
-    _write(con, sqls, name, temp, counts)
+    def copy(self, sql: str, folder: Path, part: int, split: str | None = None) -> None:
+        """Write one pass of a table to ``folder/bNN.parquet`` (small row groups: wide rows stay cheap to read).
 
+        A row group ends at ``Tuning.batch_rows`` rows or :data:`ROW_GROUP_BYTES` bytes: DuckDB holds one per
+        thread, and a few rows of megabytes each would otherwise outgrow its memory limit.
 
-def _write(con: duckdb.DuckDBPyConnection, sql: str | list[str], name: str, temp: Path, counts: dict[str, int]) -> None:
-    """Write table ``name`` as the rows of ``sql``, or of several queries one after the other."""
-    schema = TABLES[name].schema
-    columns = ", ".join(f'"{c}"' for c in schema.names)
+        With ``split`` (see :func:`_time_ranges`), the rows go to ``folder/_range=R/bNN_*.parquet`` by range instead.
+        """
+        folder.mkdir(parents=True, exist_ok=True)
+        groups = f"ROW_GROUP_SIZE {self.tuning.batch_rows}, ROW_GROUP_SIZE_BYTES '{ROW_GROUP_BYTES}'"
+        if split is None:
+            self.con.execute(f"COPY ({sql}) TO '{sql_path(folder / f'b{part:02d}.parquet')}' ({groups})")
+            return
+        self.con.execute(
+            f"COPY (SELECT *, {split} AS _range FROM ({sql})) TO '{sql_path(folder)}' (FORMAT parquet,"
+            f" PARTITION_BY (_range), OVERWRITE_OR_IGNORE, FILENAME_PATTERN 'b{part:02d}_{{i}}', {groups})"
+        )
 
-    def batches() -> Iterator[pa.RecordBatch]:
-        for query in [sql] if isinstance(sql, str) else sql:
-            yield from con.sql(f"SELECT {columns} FROM ({query})").to_arrow_reader(BATCH_ROWS)
+    def sorted(self, name: str, order: str, ranges: int = 1) -> None:
+        """Write table ``name`` from its passes, sorted by ``order``, one range after the other (see :meth:`copy`)."""
+        folder = self.temp / "_spill" / name
+        if ranges == 1:
+            sqls = [f"SELECT * FROM read_parquet('{parquet_glob(folder)}') ORDER BY {order}"]
+        else:
+            parts = [folder / f"_range={n}" for n in range(ranges)]
+            sqls = [
+                f"SELECT * FROM read_parquet('{parquet_glob(part)}', hive_partitioning = false) ORDER BY {order}"
+                for part in parts
+                if part.is_dir()
+            ]
+        self.write(sqls, name)
 
-    counts[name] = write.write_table(batches(), schema, temp / name)
+    def write(self, sql: str | list[str], name: str) -> None:
+        """Write table ``name`` as the rows of ``sql``, or of several queries one after the other."""
+        schema = TABLES[name].schema
+        columns = ", ".join(f'"{c}"' for c in schema.names)
+        rows = self.tuning.batch_rows
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            for query in [sql] if isinstance(sql, str) else sql:
+                yield from self.con.sql(f"SELECT {columns} FROM ({query})").to_arrow_reader(rows)
+
+        self.counts[name] = write.write_table(batches(), schema, self.temp / name, self.tuning.rows_per_file)

@@ -126,7 +126,7 @@ def convert(
             if progress:
                 print(f"siq convert: merging {report.records_read:,} records into the tables...", file=sys.stderr)
             staging = Staging(temp / "_stage", run.buckets)
-            report.tables, report.duplicates = merge.build(staging, temp, run.base, workers, run.ranges)
+            report.tables, report.duplicates = merge.build(staging, temp, run.base, workers, run.ranges, tuning)
             account(report, run.before)
             report.seconds = time.perf_counter() - started
             output.write_manifest(temp, run.inputs, run.settings, report.to_dict())

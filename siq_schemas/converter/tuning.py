@@ -34,6 +34,9 @@ class Tuning:
     ``bucket_bytes``: input (as JSON) merged per pass; above it, rows are bucketed by event key (at most 16 buckets).
     ``range_bytes``: input (as JSON) per range of event times sorted on its own, in at most ``ranges`` ranges
     (4 GB of JSON at most ranges of 64 MB). ``batch``: how much of a file a worker holds before writing it out.
+    ``memory_limit``: DuckDB's memory budget for the merge (beyond it, it spills to disk). ``batch_rows``: rows per
+    batch the merge hands to the Parquet writer (and at most per row group of its passes). ``rows_per_file``: rows
+    per Parquet file of a final table (a file is closed at the first row group past it).
     """
 
     parallel_bytes: int = 4 << 20
@@ -41,6 +44,9 @@ class Tuning:
     range_bytes: int = 64 << 20
     ranges: int = 64
     batch: Batch = field(default_factory=Batch)
+    memory_limit: str = "512MB"
+    batch_rows: int = 16_384
+    rows_per_file: int = 1_000_000
 
 
 TUNING = Tuning()

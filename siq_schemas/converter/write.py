@@ -8,14 +8,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-#: Rows per Parquet file of a final table (a file is closed at the first row group past it).
-ROWS_PER_FILE = 1_000_000
 #: Data per row group of a final table.
 ROW_GROUP_BYTES = 32 << 20
 
 
-def write_table(batches: Iterator[pa.RecordBatch], schema: pa.Schema, folder: Path) -> int:
+def write_table(batches: Iterator[pa.RecordBatch], schema: pa.Schema, folder: Path, rows_per_file: int) -> int:
     """Write ``batches`` (cast to ``schema``) as ``folder/part-NNNNN.parquet``; return the row count.
+
+    A file is closed at the first row group past ``rows_per_file`` rows.
 
     Batches are gathered into row groups of about :data:`ROW_GROUP_BYTES`, so
     memory stays bounded whatever the table's size. A table with no rows
@@ -29,7 +29,7 @@ def write_table(batches: Iterator[pa.RecordBatch], schema: pa.Schema, folder: Pa
 
     def flush() -> None:
         nonlocal writer, part, in_file
-        if writer is None or in_file >= ROWS_PER_FILE:
+        if writer is None or in_file >= rows_per_file:
             if writer is not None:
                 writer.close()
             writer = pq.ParquetWriter(folder / f"part-{part:05d}.parquet", schema, compression="zstd")
