@@ -33,6 +33,7 @@ or check fails.
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import shutil
@@ -47,6 +48,13 @@ from typing import Any
 import _archives as archives
 from _archives import log
 from _measure import peer, siq_convert
+
+sys.path.append(str(archives.ROOT))  # the checkout's tests: the digest of an output's tables
+from tests.archives import table_digests
+
+ROOT = archives.ROOT
+#: The digests of the one-file archive's tables (``--scale 1``) as the converter wrote them.
+DIGESTS = Path(__file__).parent / "one_file_digests.json"
 
 SIZES = {  # at --scale 1: the sizes of the rows
     "one-file lines": 206_000,
@@ -97,7 +105,7 @@ class Bench:
     """One run: the archives, the results of each side (one dict per run) and the table."""
 
     def __init__(self, scale: float, rows: list[str], runs: int, tmp: Path) -> None:
-        self.rows, self.runs, self.tmp = rows, runs, tmp
+        self.rows, self.runs, self.tmp, self.scale = rows, runs, tmp, scale
         self.size = {name: max(round(value * scale), 100) for name, value in SIZES.items()}
         self.results: dict[str, list[dict[str, Any]]] = {}
         self.inputs: dict[str, tuple[int, int, int]] = {}  # lines, unique events, bytes
@@ -160,7 +168,9 @@ class Bench:
             log("one-file: building")
             path = self.lines_file(self.tmp / "one.jsonl", self.size["one-file lines"])
             self.note("one-file", [path])
-            self.alternate({"siq one-file": self.siq("one-file", [path]), "duckdb one-file": self.peer("duckdb", path)})
+            siq = self.siq("one-file", [path], keep=True)
+            self.alternate({"siq one-file": siq, "duckdb one-file": self.peer("duckdb", path)})
+            self.check_tables(self.tmp / "out-one-file")
 
         ten_unique = max(self.size["ten-files unique"], 1000)
         if wanted & {"ten-files", "naive", "memory", "dask"}:
@@ -316,6 +326,16 @@ class Bench:
                 print(f"ERROR {name}: {error}")
         print(f"total {time.perf_counter() - archives._STARTED:.0f} s", flush=True)
         return 1 if failed else 0
+
+    def check_tables(self, out: Path) -> None:
+        """At ``--scale 1``, the one-file archive's tables are row for row those whose digests are checked in."""
+        if self.scale != 1 or not (out / "_manifest.json").exists():
+            return
+        found = table_digests(out, self.tmp)
+        shutil.rmtree(out)
+        self.checks[f"siq one-file: every table row for row as in {DIGESTS.relative_to(ROOT)}"] = found == json.loads(
+            DIGESTS.read_text()
+        )
 
     def check_work(self) -> None:
         """Each side did the whole work: siq wrote every unique event and rejected none; a peer took every line."""

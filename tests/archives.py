@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from pathlib import Path
 
@@ -82,3 +83,17 @@ def bomb(suffix: str, size: int) -> bytes:
     zeros = b"\0" * (1 << 20)
     packer = zlib.compressobj(9, zlib.DEFLATED, 31) if suffix == ".gz" else zstandard.ZstdCompressor().compressobj()
     return b"".join(packer.compress(zeros) for _ in range(size >> 20)) + packer.flush()
+
+
+def table_digests(out: Path, source: Path) -> dict[str, str]:
+    """SHA-256 of each table's rows, in the order its files hold them, every value as its repr.
+
+    The archive's folder ``source`` is written as ``ARCHIVE`` in the ``source`` columns, so that they do not depend
+    on where the archive was written.
+    """
+    digests = {}
+    for name, table in TABLES.items():
+        rows = pq.read_table(out / name, schema=table.schema).to_pylist()
+        text = "\n".join(repr(list(row.values())) for row in rows).replace(str(source.resolve()), "ARCHIVE")
+        digests[name] = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return digests

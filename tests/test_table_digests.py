@@ -8,34 +8,18 @@ fails here. When a change of the tables is intended, regenerate them with
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 import pytest
 
 import siq_schemas
 from siq_schemas.sample import write_sample
-from siq_schemas.tables import TABLES
+from tests.archives import table_digests
 
 SAMPLE = Path(__file__).parent.parent / "data" / "sample"
 EXPECTED = Path(__file__).parent / "expected" / "table_digests.json"
-
-
-def table_digests(out: Path, source: Path) -> dict[str, str]:
-    """SHA-256 of each table's rows, in the order its files hold them, every value as its repr.
-
-    The archive's folder ``source`` is written as ``ARCHIVE`` in the ``source`` columns, so that they do not depend
-    on where the archive was written.
-    """
-    digests = {}
-    for name, table in TABLES.items():
-        rows = pq.read_table(out / name, schema=table.schema).to_pylist()
-        text = "\n".join(repr(list(row.values())) for row in rows).replace(str(source.resolve()), "ARCHIVE")
-        digests[name] = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-    return digests
 
 
 def converted(name: str, folder: Path) -> dict[str, str]:
