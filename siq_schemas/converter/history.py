@@ -36,12 +36,11 @@ _ID = (
 )
 KINDS: dict[str, str] = {
     "id": _ID,
-    "text": "CASE json_type({v}) WHEN 'VARCHAR' THEN {v}->>'$' WHEN 'NULL' THEN NULL ELSE {v}::VARCHAR END",
+    "text": "{v}",  # read as VARCHAR: a string as it is, any other value as its JSON text, as in Python
     "json": "CASE WHEN json_type({v}) <> 'NULL' THEN {v}::VARCHAR END",
     "int": _INTEGER,  # BIGINT holds exactly the range of INT64
     "time": f"CASE WHEN ({_INTEGER}) BETWEEN {TIMES[0]} AND {TIMES[1]} THEN epoch_ms({_INTEGER})::TIMESTAMPTZ END",
-    "bool": "CASE json_type({v}) WHEN 'BOOLEAN' THEN {v}::BOOLEAN"
-    " WHEN 'VARCHAR' THEN CASE {v}->>'$' WHEN 'true' THEN true WHEN 'false' THEN false END END",
+    "bool": "CASE {v} WHEN 'true' THEN true WHEN 'false' THEN false END",  # read as VARCHAR: true and "true" alike
     "ids": "CASE WHEN json_type({v}) = 'ARRAY' THEN list_transform({v}::JSON[], lambda x: "
     + _ID.format(v="x")
     + ") END",
@@ -54,7 +53,11 @@ _OWN: dict[tuple[str, ...], Column] = {
 
 
 def structure(table: Table) -> dict[str, Any]:
-    """The ``json_transform`` structure of the table's entity columns: their paths under ``entity``, leaves JSON."""
+    """The ``json_transform`` structure of the table's entity columns: their paths under ``entity``.
+
+    Text and booleans are read as VARCHAR (DuckDB gives a string as it is and any other value as its JSON
+    text, which is what those kinds need); the other kinds as JSON, converted by their type.
+    """
     tree: dict[str, Any] = {}
     for column in table.columns:
         if column.path[:1] == ("entity",):
@@ -62,7 +65,7 @@ def structure(table: Table) -> dict[str, Any]:
             node = tree
             for name in parents:
                 node = node.setdefault(name, {})
-            node[leaf] = "JSON"
+            node[leaf] = "VARCHAR" if column.kind in ("text", "bool") else "JSON"
     return tree
 
 
