@@ -62,28 +62,27 @@ def history_sql(source: str, keep: str) -> str:
     return f"SELECT * EXCLUDE (_position) FROM {source} SEMI JOIN {keep} USING (event_key, _position)"
 
 
-def events_sql(staged_events: str, keep: str, deliveries: str) -> str:
-    """The ``events`` table, unordered: payload columns once per key, joined with aggregated delivery facts.
+#: An event's delivery facts from ``{deliveries}``: one row per accepted record (``weight`` 1), or per event
+#: already in the output (``weight`` = its ``deliveries``).
+FACTS_SQL = f"""
+    SELECT event_key,
+        max(coalesce(attempt, 1)) AS attempts,
+        sum(weight) AS deliveries,
+        CASE max({_SIGNATURE_RANK}) WHEN 3 THEN 'valid' WHEN 2 THEN 'unsigned' ELSE 'unverified' END AS signature,
+        arg_min(key_id, {_FIRST}) FILTER (WHERE key_id IS NOT NULL) AS key_id,
+        arg_min(webhook_id, {_FIRST}) AS webhook_id,
+        min(received_at) AS received_at,
+        arg_min(source, {_FIRST}) AS source
+    FROM {{deliveries}} GROUP BY event_key
+"""
 
-    ``deliveries`` has one row per accepted record (``weight`` 1), or per event
-    already in the output (``weight`` = its ``deliveries``).
-    """
+
+def events_sql(staged_events: str, keep: str, facts: str) -> str:
+    """The ``events`` table, unordered: payload columns once per key, with their delivery facts (:data:`FACTS_SQL`)."""
     return f"""
-        WITH agg AS (
-            SELECT event_key,
-                max(coalesce(attempt, 1)) AS attempts,
-                sum(weight) AS deliveries,
-                CASE max({_SIGNATURE_RANK}) WHEN 3 THEN 'valid' WHEN 2 THEN 'unsigned' ELSE 'unverified' END
-                    AS signature,
-                arg_min(key_id, {_FIRST}) FILTER (WHERE key_id IS NOT NULL) AS key_id,
-                arg_min(webhook_id, {_FIRST}) AS webhook_id,
-                min(received_at) AS received_at,
-                arg_min(source, {_FIRST}) AS source
-            FROM {deliveries} GROUP BY event_key
-        )
-        SELECT e.* EXCLUDE (_position), agg.* EXCLUDE (event_key)
+        SELECT e.* EXCLUDE (_position), facts.* EXCLUDE (event_key)
         FROM (SELECT * FROM {staged_events} SEMI JOIN {keep} USING (event_key, _position)) AS e
-            JOIN agg USING (event_key)
+            JOIN {facts} AS facts USING (event_key)
     """
 
 

@@ -13,6 +13,7 @@ import pytest
 
 import siq_schemas
 from siq_schemas.converter import Tuning
+from siq_schemas.converter.plan import ranges_for
 from siq_schemas.tables import TABLES
 from tests.archives import chat, envelope, tables_of
 from tests.conftest import DEPARTMENT_DELETED, KEYS, RATED, delivery, write_lines
@@ -240,20 +241,33 @@ def test_output_folder_that_is_not_a_siq_output_is_refused(tmp_path):
     assert (tmp_path / "out" / "notes.txt").read_text() == "mine"
 
 
-def test_merging_in_buckets_gives_the_same_tables(tmp_path):
+@pytest.mark.parametrize(
+    "tuning",
+    [Tuning(bucket_bytes=1, range_bytes=1, sort_bytes=0), Tuning(range_bytes=1, sort_bytes=0)],
+    ids=["buckets and ranges", "ranges of one bucket"],
+)
+def test_merging_in_buckets_gives_the_same_tables(tmp_path, tuning):
     """Large archives are merged one bucket of event keys and sorted one range of times at a time: same tables."""
     records = [delivery(p) for p in chat()] + [delivery(chat()[4], received_at="2026-03-01T11:00:00Z")]
     first, second = tmp_path / "a", tmp_path / "b"
     first.mkdir(), second.mkdir()
     write_lines(first / "1.jsonl", records[:7])
     write_lines(second / "2.jsonl", records[7:])
-    siq_schemas.convert([first, second], tmp_path / "single", keys=KEY_A)
-    tuning = Tuning(bucket_bytes=1, range_bytes=1)  # as many buckets and ranges as there can be
+    siq_schemas.convert([first, second], tmp_path / "single", keys=KEY_A)  # joined and sorted at once
     bucketed = siq_schemas.convert([first, second], tmp_path / "bucketed", keys=KEY_A, tuning=tuning)
     siq_schemas.convert(first, tmp_path / "halves", keys=KEY_A)
     siq_schemas.convert(second, tmp_path / "halves", keys=KEY_A)
     assert bucketed.duplicates == 1 and bucketed.events_written == 11
     assert tables_of(tmp_path / "bucketed") == tables_of(tmp_path / "single") == tables_of(tmp_path / "halves")
+
+
+def test_an_archive_is_sorted_at_once_unless_large_or_with_records_of_megabytes():
+    """One range up to `sort_bytes` of records up to 1 MiB; else ranges of `range_bytes` each."""
+    tuning = Tuning()
+    assert ranges_for(tuning.sort_bytes, tuning, widest=tuning.wide_record_bytes) == 1
+    assert ranges_for(tuning.sort_bytes, tuning, widest=tuning.wide_record_bytes + 1) == 4
+    assert ranges_for(tuning.sort_bytes + 1, tuning) == 5
+    assert ranges_for(1 << 40, tuning) == tuning.ranges
 
 
 def test_a_file_named_another_way_is_still_unchanged(tmp_path, monkeypatch):

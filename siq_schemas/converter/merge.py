@@ -1,16 +1,19 @@
 """Merge stage: staged rows and the previous output to deduplicated, folded tables.
 
 DuckDB does the merge, out of core: it spills joins and sorts to disk, so
-memory does not grow with the archive. It never holds a join and a sort of
-wide rows in one query (it handles that badly), and large archives are
+memory does not grow with the archive. A small archive (one bucket of event
+keys and one range of event times, see :class:`~siq_schemas.converter.tuning.Tuning`)
+is joined and sorted in one query per table. A larger one never holds a join
+and a sort of wide rows in one query (DuckDB handles that badly): it is
 merged one bucket of event keys at a time (the workers wrote the staged rows
-in buckets), so every join's hash table stays small. Each table is then
-sorted as a whole. See :mod:`siq_schemas.dedupe` for what counts as the same
+in buckets), so every join's hash table stays small, and each table is then
+sorted as a whole, one range of event times after the other. See :mod:`siq_schemas.dedupe` for what counts as the same
 event and :mod:`siq_schemas.converter.fold` for the folded tables.
 """
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -68,20 +71,27 @@ def build(
             # A recovered event its normal delivery holds is a duplicate, whichever run read which copy.
             duplicates += len(con.execute(dedupe.RECOVERED_SQL.format(events="s_events")).fetchall())
         merged = ("events", *(table.name for table in HISTORY))
-        split = _time_ranges(con, ranges) if ranges > 1 else None
+        times = _time_ranges(con, ranges) if ranges > 1 else ["TRUE"]
+        split = " ".join(f"WHEN {condition} THEN {n}" for n, condition in enumerate(times))
+        con.execute(f"CREATE TABLE facts AS {dedupe.FACTS_SQL.format(deliveries='s_all_deliveries')}")
         # Every join of these passes has its narrow side (the keep set, the aggregated deliveries) on the
         # right: DuckDB must build its hash table from that side, never from the wide staged rows.
         con.execute("SET disabled_optimizers = 'build_side_probe_side'")
         buckets = staging.buckets
+        direct = buckets == 1 and len(times) == 1  # one bucket and one range: each table joined and sorted at once
         for bucket in range(buckets):  # one bucket of event keys at a time: each join's hash table stays small
             staging.views(con, "p_", previous, bucket, keyed=True)
-            con.execute(f"CREATE OR REPLACE VIEW p_keep AS SELECT * FROM keep WHERE {staging.bucket_sql(bucket)}")
-            queries = {"events": dedupe.events_sql("p_events", "p_keep", "p_all_deliveries")}
+            for table in ("keep", "facts"):
+                con.execute(f"CREATE OR REPLACE VIEW p_{table} AS FROM {table} WHERE {staging.bucket_sql(bucket)}")
+            queries = {"events": dedupe.events_sql("p_events", "p_keep", "p_facts")}
             queries |= {table.name: dedupe.history_sql(f'"p_{table.name}"', "p_keep") for table in HISTORY}
             for name in merged:
-                passes.copy(queries[name], spill / name, bucket, split)
+                if direct:
+                    passes.write(f"FROM ({queries[name]}) ORDER BY event_time, event_key", name)
+                else:
+                    passes.copy(queries[name], spill / name, bucket, f"CASE {split} END" if len(times) > 1 else None)
         con.execute("RESET disabled_optimizers")
-        for name in merged:  # then each table sorted, one range of event times after the other
+        for name in merged if not direct else ():  # then each table sorted, one range of event times after the other
             passes.sorted(name, "event_time, event_key", ranges)
         passes.write("SELECT * FROM s_rejects ORDER BY source, line", "rejects")
         for name in TABLES:
@@ -110,18 +120,21 @@ def _duplicates(con: duckdb.DuckDBPyConnection, deliveries: str, previous: Path 
     return int(row[0]) if row else 0
 
 
-def _time_ranges(con: duckdb.DuckDBPyConnection, ranges: int) -> str:
-    """An SQL expression numbering ``ranges`` ranges of ``event_time`` of about as many staged rows each.
+def _time_ranges(con: duckdb.DuckDBPyConnection, ranges: int) -> list[str]:
+    """SQL conditions on ``event_time``, in its order: ``ranges`` ranges of about as many staged rows each.
 
-    Rows without a time go to the last range, as they sort last. Sorting a
+    Rows without a time are in the last range, as they sort last. Sorting a
     table one range after the other, each range on its own, is sorting it
     whole, with a sort that does not grow with the archive.
     """
     quantiles = ", ".join(str(n / ranges) for n in range(1, ranges))
     query = f"SELECT quantile_disc(epoch_ms(event_time), [{quantiles}]) FROM s_events"
-    bounds = (con.execute(query).fetchone() or [None])[0] or []  # none when no event has a time
-    cases = " ".join(f"WHEN epoch_ms(event_time) < {int(bound)} THEN {n}" for n, bound in enumerate(bounds))
-    return f"CASE WHEN event_time IS NULL THEN {ranges - 1} {cases} ELSE {ranges - 1} END"
+    bounds = [int(bound) for bound in (con.execute(query).fetchone() or [None])[0] or []]  # none: no times at all
+    if not bounds:
+        return ["TRUE"]
+    ms = "epoch_ms(event_time)"
+    middle = [f"{ms} >= {low} AND {ms} < {high}" for low, high in itertools.pairwise(bounds)]
+    return [f"{ms} < {bounds[0]}", *middle, f"({ms} >= {bounds[-1]} OR event_time IS NULL)"]
 
 
 class _Passes:
@@ -151,7 +164,8 @@ class _Passes:
         A row group ends at ``Tuning.batch_rows`` rows or :data:`ROW_GROUP_BYTES` bytes: DuckDB holds one per
         thread, and a few rows of megabytes each would otherwise outgrow its memory limit.
 
-        With ``split`` (see :func:`_time_ranges`), the rows go to ``folder/_range=R/bNN_*.parquet`` by range instead.
+        With ``split`` (an SQL expression numbering the ranges of :func:`_time_ranges`), the rows go to
+        ``folder/_range=R/bNN_*.parquet`` by range instead.
         """
         folder.mkdir(parents=True, exist_ok=True)
         groups = f"ROW_GROUP_SIZE {self.tuning.batch_rows}, ROW_GROUP_SIZE_BYTES '{ROW_GROUP_BYTES}'"

@@ -45,7 +45,7 @@ class Plan:
     base: Path | None  # the previous output the new rows are merged with (None: a fresh or rebuilt output)
     before: dict[str, int]  # the row counts of that output's tables
     buckets: int = 1  # of event keys the staged rows are split in (see :class:`.staging.Staging`)
-    ranges: int = 1  # of event times, the tables are sorted in
+    size: int = 0  # about how much JSON the merge handles (see :func:`merged_size`)
 
     @property
     def unchanged(self) -> bool:
@@ -83,7 +83,7 @@ def plan_run(
     tasks = [replace(task, buckets=buckets, limits=limits, batch=tuning.batch) for task in tasks]
     report.pending = count_pending(inputs)
     before = dict(previous["tables"]) if base is not None and previous else {}
-    return Plan(tasks, inputs, settings, report, base, before, buckets, ranges_for(size, tuning))
+    return Plan(tasks, inputs, settings, report, base, before, buckets, size)
 
 
 def settings_of(keyring: Keyring | None, allow_unsigned: bool, limits: Limits) -> dict[str, Any]:
@@ -242,8 +242,15 @@ def buckets_for(size: int, tuning: Tuning = TUNING) -> int:
     return buckets
 
 
-def ranges_for(size: int, tuning: Tuning = TUNING) -> int:
-    """How many ranges of event times to sort the tables in: one per ``tuning.range_bytes``, up to ``tuning.ranges``."""
+def ranges_for(size: int, tuning: Tuning = TUNING, widest: int = 0) -> int:
+    """How many ranges of event times to sort the tables in: one per ``tuning.range_bytes``, up to ``tuning.ranges``.
+
+    One for an archive up to ``tuning.sort_bytes`` whose longest record (``widest``) is at most
+    ``tuning.wide_record_bytes``: DuckDB sorts that at once within its memory limit, but not as many
+    rows of megabytes each.
+    """
+    if size <= tuning.sort_bytes and widest <= tuning.wide_record_bytes:
+        return 1
     return min(max(-(-size // tuning.range_bytes), 1), tuning.ranges)
 
 

@@ -34,7 +34,7 @@ from ..inputs import expand
 from ..keys import as_keyring
 from ..read import LIMITS, Limits
 from . import engines, merge, output
-from .plan import plan_run
+from .plan import plan_run, ranges_for
 from .report import Report, account, tally
 from .staging import Staging
 from .tuning import TUNING, Tuning
@@ -126,7 +126,8 @@ def convert(
             if progress:
                 print(f"siq convert: merging {report.records_read:,} records into the tables...", file=sys.stderr)
             staging = Staging(temp / "_stage", run.buckets)
-            report.tables, report.duplicates = merge.build(staging, temp, run.base, workers, run.ranges, tuning)
+            ranges = ranges_for(run.size, tuning, max((result.widest for result in results), default=0))
+            report.tables, report.duplicates = merge.build(staging, temp, run.base, workers, ranges, tuning)
             account(report, run.before)
             report.seconds = time.perf_counter() - started
             output.write_manifest(temp, run.inputs, run.settings, report.to_dict())

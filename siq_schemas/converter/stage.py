@@ -55,6 +55,7 @@ class FileResult:
     tail: Tail = field(default_factory=Tail)  # where its complete records end: the next run resumes there
     counts: Counter[str] = field(default_factory=Counter)
     drift: Drift = field(default_factory=Drift)
+    widest: int = 0  # bytes of the longest record read: how the merge sizes its sorts
     resumed: bool = False  # only the lines after the previous run's were read
     unopened: bool = False  # the file could not be opened: read it again next run
 
@@ -90,6 +91,7 @@ def stage_file(task: Task) -> FileResult:
                 result.counts["blank"] += 1
                 continue
             raw_bytes += len(record.raw)
+            result.widest = max(result.widest, len(record.raw))
             try:
                 payload, delivery = _accept(record, keyring, task.allow_unsigned, task.limits.max_depth, result.drift)
             except SiqSchemasError as error:

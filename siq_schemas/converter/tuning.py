@@ -33,7 +33,9 @@ class Tuning:
     ``parallel_bytes``: archives smaller than this are staged in this process (starting workers would cost more).
     ``bucket_bytes``: input (as JSON) merged per pass; above it, rows are bucketed by event key (at most 16 buckets).
     ``range_bytes``: input (as JSON) per range of event times sorted on its own, in at most ``ranges`` ranges
-    (4 GB of JSON at most ranges of 64 MB). ``batch``: how much of a file a worker holds before writing it out.
+    (4 GB of JSON at most ranges of 64 MB); ``sort_bytes``: input sorted in one range when no record is over
+    ``wide_record_bytes`` (an archive of one bucket and one range is joined and sorted in one query per table).
+    ``batch``: how much of a file a worker holds before writing it out.
     ``memory_limit``: DuckDB's memory budget for the merge (beyond it, it spills to disk). ``batch_rows``: rows per
     batch the merge hands to the Parquet writer (and at most per row group of its passes). ``rows_per_file``: rows
     per Parquet file of a final table (a file is closed at the first row group past it).
@@ -42,6 +44,8 @@ class Tuning:
     parallel_bytes: int = 4 << 20
     bucket_bytes: int = 256 << 20
     range_bytes: int = 64 << 20
+    sort_bytes: int = 256 << 20
+    wide_record_bytes: int = 1 << 20
     ranges: int = 64
     batch: Batch = field(default_factory=Batch)
     memory_limit: str = "512MB"
