@@ -77,7 +77,6 @@ def history_rows(payload_list: list[dict[str, Any]], python: bool) -> dict[str, 
     with tempfile.TemporaryDirectory() as folder:
         staging = Staging(folder)
         staging.write(rows.tables(), "000000-00000")
-        staging.complete()
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
         staging.views(con, "s_", None)

@@ -48,7 +48,6 @@ def build(
     """
     spill = temp / "_spill"
     spill.mkdir()
-    staging.complete()
     con = duckdb.connect(  # a database file, so that its tables too live on disk beyond the memory limit
         str(spill / "merge.duckdb"),
         config={

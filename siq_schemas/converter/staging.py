@@ -80,13 +80,6 @@ class Staging:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
 
-    def complete(self) -> None:
-        """Give every table and bucket a file (with no rows), so that each can be read, staged rows or not."""
-        for name, schema in SCHEMAS.items():
-            for bucket in range(self.buckets if name != "rejects" else 1):
-                (self.folder / name / f"b{bucket:02d}").mkdir(parents=True, exist_ok=True)
-                pq.write_table(schema.empty_table(), self.folder / name / f"b{bucket:02d}" / "empty.parquet")
-
     def views(
         self,
         con: duckdb.DuckDBPyConnection,
@@ -103,17 +96,25 @@ class Staging:
         """
         buckets = "*" if bucket is None else f"b{bucket:02d}"
         where = "TRUE" if bucket is None else self.bucket_sql(bucket)
-        events = f"read_parquet('{parquet_glob(self.folder / STAGED_EVENTS.name, buckets)}')"
+
+        def staged(name: str) -> str:
+            """The staged rows of table ``name`` (of the bucket), as a relation: no file, no rows."""
+            if glob.glob(f"{glob.escape(str(self.folder / name))}/{buckets}/*.parquet"):
+                return f"read_parquet('{parquet_glob(self.folder / name, buckets)}')"
+            con.register(f"empty_{name}", SCHEMAS[name].empty_table())
+            return f'"empty_{name}"'
+
+        events = staged(STAGED_EVENTS.name)
         for name, schema in SCHEMAS.items():
             if keyed and name == "rejects":
                 continue
-            staged = f"read_parquet('{parquet_glob(self.folder / name, buckets)}')"
+            staged_rows = staged(name)
             if name == STAGED_EVENTS.name:
-                sources = [f"SELECT * EXCLUDE (_role, _flat) FROM {staged}"]
+                sources = [f"SELECT * EXCLUDE (_role, _flat) FROM {staged_rows}"]
             elif name in _HISTORY:  # the rows the workers flattened, and those flattened from the staged events
-                sources = [f"SELECT * FROM {staged}", history_sql(_HISTORY[name], events)]
+                sources = [f"SELECT * FROM {staged_rows}", history_sql(_HISTORY[name], events)]
             else:
-                sources = [f"SELECT * FROM {staged}"]
+                sources = [f"SELECT * FROM {staged_rows}"]
             if previous is not None and name != DELIVERIES.name and (previous / name).is_dir():
                 names = [c for c in schema.names if c not in ("_role", "_flat")]
                 columns = ", ".join("-1" if c == "_position" else f'"{c}"' for c in names)
