@@ -85,8 +85,8 @@ def test_a_file_gone_before_its_task_runs_is_one_reject_and_read_when_back(tmp_p
     gone = write_lines(archive / "part-5.jsonl", [record])
     fingerprint = plan.fingerprint
 
-    def fingerprint_then_remove(path):
-        found = fingerprint(path)
+    def fingerprint_then_remove(path, *scan):
+        found = fingerprint(path, *scan)
         if str(path) == str(gone):
             gone.unlink()  # gone between planning and staging: the worker cannot open it
         return found

@@ -31,9 +31,18 @@ class Tuning:
     ``bucket_bytes``: input (as JSON) merged per pass; above it, rows are bucketed by event key (at most 16 buckets).
     ``range_bytes``: input (as JSON) per range of event times sorted on its own, in at most ``ranges`` ranges
     (4 GB of JSON at most ranges of 64 MB). ``batch``: how much of a file a worker holds before writing it out.
+
+    Files are staged in tasks of similar size: ``tasks_per_worker`` tasks per worker, of at least
+    ``min_task_bytes`` and at most ``task_bytes`` of input each (compressed input counting eight times;
+    a run staged in this process, one task of ``task_bytes``). A plain JSON Lines file larger than a
+    task is read in ranges of lines by several tasks at once; smaller files share a task, read one
+    after the other into the same batches.
     """
 
     parallel_bytes: int = 4 << 20
+    task_bytes: int = 64 << 20
+    min_task_bytes: int = 1 << 20
+    tasks_per_worker: int = 4
     bucket_bytes: int = 256 << 20
     range_bytes: int = 64 << 20
     ranges: int = 64
