@@ -25,6 +25,8 @@ the SHA-256 of the data up to there), and what follows that is not a record yet
 is left *pending* for the next run instead of rejected: an unterminated last
 line that does not parse (a receiver still writing it), or the partial line of
 a ``.gz``/``.zst`` that ends before its end marker (still being compressed).
+:func:`read_range` reads the lines of a plain JSON Lines file that start in a
+byte range, numbered as in the whole file: several processes can read one file.
 """
 
 from __future__ import annotations

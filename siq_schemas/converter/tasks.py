@@ -87,7 +87,7 @@ def fingerprint(path: Path | str, every: int = 0, mark: int = 0) -> Scan:
                     counted_to = found + 1
                     cuts.append((size + found + 1, newlines + counted))
                     target = size + found + 1 + every
-                newlines += chunk.count(b"\n")
+                newlines += counted + chunk.count(b"\n", counted_to)
                 size += len(chunk)
     except OSError as error:
         raise Unreadable(error.strerror or str(error), str(path)) from None
