@@ -194,7 +194,7 @@ def test_a_scan_notes_line_starts_with_the_lines_before_them_and_the_digests(tmp
             assert (found.start, found.lines) == (start, data[:start].count(b"\n"))
             assert (found.cuts or start > 0) and all(data[cut - 1] == ord("\n") for cut, _ in found.cuts)
             assert all(lines == data[:cut].count(b"\n") and start < cut < len(data) for cut, lines in found.cuts)
-            whole = Part(str(path), 0, 0, len(data) - start, start, found.lines, len(data), found.ends)
+            whole = Part(str(path), str(path), 0, 0, len(data) - start, start, found.lines, len(data), found.ends)
             pieces = ranges(whole, found.cuts, max(every, 4000) * 2)
             assert [piece.start for piece in pieces[1:]] == [piece.end for piece in pieces[:-1]]
             assert (pieces[0].start, pieces[-1].end, pieces[-1].ends) == (start, len(data), found.ends)

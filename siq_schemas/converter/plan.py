@@ -14,7 +14,7 @@ after the run, and the previous output to merge with.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -211,13 +211,13 @@ def plan_files(
                     report.files_unchanged += 1
                     continue
         inputs[key] = entry
-        if found and lines:
-            parts.append(
-                Part(str(path), index, entry["lines"], size - found.start, found.start, found.lines, size, found.ends)
+        part = Part(str(path), key, index, entry["lines"], size)
+        if found and lines:  # the lines from the line start at or before its last complete record's end
+            part = replace(
+                part, size=size - found.start, start=found.start, lines=found.lines, end=size, ends=found.ends
             )
             cuts[index] = found.cuts
-        else:
-            parts.append(Part(str(path), index, entry["lines"], size))
+        parts.append(part)
     return parts, cuts, inputs, None
 
 

@@ -23,7 +23,6 @@ from typing import Any
 
 import pyarrow as pa
 
-from .. import storage
 from ..dedupe import event_key
 from ..drift import Drift
 from ..exceptions import PayloadInvalid, SignatureMissing, SiqSchemasError, Unreadable
@@ -50,6 +49,7 @@ class Part:
     """
 
     path: str
+    input: str  # the file's key in the manifest's inputs
     index: int  # the file's place in the archive: its rows' positions follow it
     skip_lines: int
     size: int  # bytes of the file (of the range) to read
@@ -140,7 +140,7 @@ def stage_task(task: Task) -> list[FileResult]:
 def _records(task: Task, results: list[FileResult]) -> Iterator[tuple[Part, FileResult, Record]]:
     """The records of a task's parts in order, each with its part and the part's result (added to ``results``)."""
     for part in task.parts:
-        result = FileResult(storage.key(storage.location(part.path)), resumed=part.skip_lines > 0)
+        result = FileResult(part.input, resumed=part.skip_lines > 0)
         results.append(result)
         for record in _read(part, task.limits, result):
             yield part, result, record
