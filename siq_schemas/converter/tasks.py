@@ -111,12 +111,10 @@ def work(part: Part) -> int:
 def target_size(total: int, workers: int, inline: bool, tuning: Tuning = TUNING) -> int:
     """The input a task takes: the run's shared out in ``tuning.tasks_per_worker`` tasks per worker, within bounds.
 
-    A run staged in one process (``inline``) takes tasks of ``tuning.task_bytes``.
+    A run staged in one process (``inline``) takes tasks of ``tuning.task_bytes``; a task takes a byte at least.
     """
-    if inline:
-        return tuning.task_bytes
     share = -(-total // max(workers * tuning.tasks_per_worker, 1))
-    return min(tuning.task_bytes, max(share, tuning.min_task_bytes))
+    return max(tuning.task_bytes if inline else min(tuning.task_bytes, max(share, tuning.min_task_bytes)), 1)
 
 
 def tasks_of(
