@@ -118,7 +118,10 @@ def target_size(total: int, workers: int, inline: bool, tuning: Tuning = TUNING)
 
 
 def tasks_of(
-    parts: list[Part], cuts: dict[int, tuple[tuple[int, int], ...]], size: int, task: Callable[..., Task]
+    parts: list[Part],
+    cuts: dict[int, tuple[tuple[int, int], ...]],
+    size: int,
+    task: Callable[[tuple[Part, ...], int], Task],
 ) -> list[Task]:
     """The tasks that stage ``parts``: ranges of about ``size`` bytes of the larger files, the small ones packed.
 
@@ -150,14 +153,11 @@ def ranges(part: Part, cuts: tuple[tuple[int, int], ...], size: int) -> list[Par
         at = bisect.bisect_left(offsets, part.start + part.size * number // count)
         if at < len(cuts) and (not chosen or cuts[at][0] > chosen[-1][0]):
             chosen.append(cuts[at])
-    bounds = [(part.start, part.lines), *chosen]
-    pieces = []
-    for number, (start, lines) in enumerate(bounds):
-        end = bounds[number + 1][0] if number + 1 < len(bounds) else part.end
-        last = number + 1 == len(bounds)
-        pieces.append(
-            replace(
-                part, start=start, lines=lines, end=end, size=end - start, ends=part.ends if last else (), piece=number
-            )
-        )
+    starts = [(part.start, part.lines), *chosen]
+    ends = [start for start, _ in chosen] + [part.end]
+    pieces = [
+        replace(part, start=start, lines=lines, end=end, size=end - start, ends=(), piece=number)
+        for number, ((start, lines), end) in enumerate(zip(starts, ends, strict=True))
+    ]
+    pieces[-1] = replace(pieces[-1], ends=part.ends)  # the last range: the digests its tail needs
     return pieces
