@@ -25,6 +25,8 @@ the SHA-256 of the data up to there), and what follows that is not a record yet
 is left *pending* for the next run instead of rejected: an unterminated last
 line that does not parse (a receiver still writing it), or the partial line of
 a ``.gz``/``.zst`` that ends before its end marker (still being compressed).
+:func:`read_range` reads the lines of a plain JSON Lines file that start in a
+byte range, numbered as in the whole file: several processes can read one file.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ from typing import IO, Any, Literal
 
 from . import executions, storage
 from ._decompress import CHUNK, Broken, Truncated, decompressed
+from ._tail import EMPTY_SHA256 as EMPTY_SHA256  # the readers' names, as before
+from ._tail import Hashed, Ranged
+from ._tail import Tail as Tail
 from ._text import path_text
 from .exceptions import Unreadable
 from .inputs import JSON_SUFFIXES
@@ -114,26 +119,6 @@ class Record:
 
 #: The limits of a run that sets none.
 LIMITS = Limits()
-#: The SHA-256 of no data: the digest of a file of which nothing is read yet.
-EMPTY_SHA256 = hashlib.sha256().hexdigest()
-
-
-@dataclass(slots=True)
-class Tail:
-    """How far the complete records of a file go: what the next run resumes after.
-
-    ``offset`` is the position in the (decompressed) data just after the last
-    complete record, ``lines`` the lines up to there and ``sha256`` the digest
-    of the data up to there. ``pending`` counts the bytes after it that are not
-    a record yet (left for the next run). ``broken``: the file broke part-way
-    (corrupt data, a read error, a bomb) and its rest is one unreadable record.
-    """
-
-    offset: int = 0
-    lines: int = 0
-    sha256: str = EMPTY_SHA256
-    pending: int = 0
-    broken: bool = False
 
 
 def read_records(
@@ -161,7 +146,7 @@ def read_records(
         raise Unreadable(_unlisted(where), source)
     raw = _open(where)  # closed below, also when the consumer stops early
     with raw:
-        chunks = _Hashed(decompressed(raw, source, limits.max_ratio, limits.ratio_floor, chunk_bytes))
+        chunks = Hashed(decompressed(raw, source, limits.max_ratio, limits.ratio_floor, chunk_bytes))
         if not name.endswith(JSON_SUFFIXES):
             yield from _lines_file(chunks, source, limits, tail)
             return
@@ -173,6 +158,23 @@ def read_records(
             chunks.ended(tail, chunks.size, count, broken=chunks.failed)
 
 
+def read_range(
+    path: str | os.PathLike[str], start: int, end: int, lines: int, limits: Limits, tail: Tail, digests: dict[int, str]
+) -> Iterator[Record]:
+    """The records of a plain JSON Lines file whose lines start from byte ``start`` up to ``end``, in order.
+
+    ``start`` and ``end`` are line starts (``end`` may also be where the data
+    ends), ``lines`` the lines before ``start``: each record has its line number
+    in the file, as :func:`read_records` reads it. ``tail`` is set as it does
+    for a whole file, its digest taken from ``digests`` (the SHA-256 of the
+    data up to each offset where the records may end, see :class:`~siq_schemas._tail.Ranged`).
+    """
+    where = os.fspath(path)
+    raw = _open(where)
+    with raw:
+        yield from _lines_file(Ranged(raw, start, end, digests), path_text(where), limits, tail, lines)
+
+
 def lines_digest(path: str | os.PathLike[str], limits: Limits = LIMITS) -> tuple[int, str]:
     """The offset just after the last newline of a file's (decompressed) data, and the SHA-256 of the data up to it.
 
@@ -180,7 +182,7 @@ def lines_digest(path: str | os.PathLike[str], limits: Limits = LIMITS) -> tuple
     """
     raw = _open(os.fspath(path))
     with raw:
-        chunks = _Hashed(decompressed(raw, path_text(os.fspath(path)), limits.max_ratio, limits.ratio_floor))
+        chunks = Hashed(decompressed(raw, path_text(os.fspath(path)), limits.max_ratio, limits.ratio_floor))
         try:
             for _ in chunks:
                 pass
@@ -227,48 +229,16 @@ def _unlisted(folder: str) -> str:
     return "a folder, not a file"
 
 
-class _Hashed:
-    """A file's data chunks, hashed as they pass, with the digest at the end of the last line seen."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self.chunks = chunks
-        self.digest = hashlib.sha256()
-        self.size = self.line_end = 0  # bytes passed; bytes up to the last newline
-        self.at_line_end = self.digest.copy()
-        self.failed = False
-
-    def __iter__(self) -> Iterator[bytes]:
-        try:
-            for chunk in self.chunks:
-                end = chunk.rfind(b"\n") + 1
-                if end:
-                    view = memoryview(chunk)
-                    self.digest.update(view[:end])
-                    self.at_line_end, self.line_end = self.digest.copy(), self.size + end
-                    self.digest.update(view[end:])
-                else:
-                    self.digest.update(chunk)
-                self.size += len(chunk)
-                yield chunk
-        except Broken:
-            self.failed = True
-            raise
-
-    def ended(self, tail: Tail, offset: int, lines: int, broken: bool = False) -> None:
-        """Set ``tail``: the complete records end at ``offset`` (the last newline, or every byte passed)."""
-        digest = self.at_line_end if offset == self.line_end else self.digest
-        tail.offset, tail.lines, tail.sha256 = offset, lines, digest.hexdigest()
-        tail.pending, tail.broken = self.size - offset, broken
-
-
-def _lines_file(chunks: _Hashed, source: str, limits: Limits, tail: Tail | None = None) -> Iterator[Record]:
-    """The records of a JSON Lines file; a line over the size limit is streamed past, its start kept.
+def _lines_file(
+    chunks: Hashed, source: str, limits: Limits, tail: Tail | None = None, before: int = 0
+) -> Iterator[Record]:
+    """The records of a JSON Lines file (after its first ``before`` lines); a line over the size limit is streamed past.
 
     With a ``tail``, an unterminated last line that is not a record, and the partial line of
     compressed data that ends early, are left pending (see :func:`read_records`).
     """
     limit = limits.max_record_bytes
-    number = 0
+    number = before
     rest = b""  # the start of the line being read
     over = 0  # the length so far of a line over the limit (``rest`` then holds its first bytes)
     try:

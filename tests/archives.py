@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -76,6 +78,33 @@ def tables_of(out: Path) -> dict[str, pa.Table]:
         data = pq.read_table(out / name)
         result[name] = data.drop_columns([c for c in ("source",) if c in data.column_names])
     return result
+
+
+def output_of(out: Path) -> dict[str, Any]:
+    """What an output holds, every column included: to compare runs over the same files.
+
+    Its tables, its manifest but for when and in what it was written and how long
+    the run took, and its drift report.
+    """
+    manifest = json.loads((out / "_manifest.json").read_text(encoding="utf-8"))
+    run = {key: value for key, value in manifest["last_run"].items() if key not in ("out", "seconds")}
+    return {
+        "tables": {name: pq.read_table(out / name) for name in TABLES},
+        "manifest": {"inputs": manifest["inputs"], "last_run": run, "tables": manifest["tables"]},
+        "drift": json.loads((out / "_drift.json").read_text(encoding="utf-8")),
+    }
+
+
+def planned(sources: list[Path], workers: int, tuning: Any, tmp: Path) -> list[list[tuple[int, int, int | None]]]:
+    """The tasks a fresh run over ``sources`` is planned in: per task, its parts as (file index, start, end)."""
+    from siq_schemas.converter import plan
+    from siq_schemas.converter.report import Report
+    from siq_schemas.read import LIMITS
+
+    run = plan.plan_run(
+        sources, tmp / "out", None, Report(out=""), None, False, LIMITS, tmp / "stage", False, tuning, workers
+    )
+    return [[(part.index, part.start, part.end) for part in task.parts] for task in run.tasks]
 
 
 def bomb(suffix: str, size: int) -> bytes:

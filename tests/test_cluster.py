@@ -9,8 +9,9 @@ import sys
 import pytest
 
 import siq_schemas
-from siq_schemas.converter import plan
-from tests.archives import chat, envelope, tables_of
+from siq_schemas.converter import Tuning, plan
+from siq_schemas.read import expand
+from tests.archives import chat, envelope, output_of, planned, tables_of
 from tests.conftest import KEYS, delivery, write_lines
 
 distributed = pytest.importorskip("distributed")
@@ -76,6 +77,25 @@ def test_dask_engine_runs_incrementally_like_the_local_engine(tmp_path, cluster)
     assert tables_of(out) == tables_of(tmp_path / "fresh")
 
 
+def test_dask_engine_reads_a_file_in_ranges_and_small_files_in_shared_tasks(tmp_path, cluster):
+    """Dask tasks that read ranges of a large file, and several small files each: the local engine's output."""
+    archive = split_archive(tmp_path / "archive")
+    events = [envelope("department.deleted", f"large-{i}", 1_772_000_000_000 + i) for i in range(100)]
+    write_lines(archive / "large.jsonl", [delivery(e) for e in events[:60]] + ["{broken", delivery(chat()[3])])
+    for number in range(6):  # a receiver's file per delivery, the last a retry of one in the large file
+        write_lines(archive / f"small-{number}.jsonl", [delivery(events[60 + number] if number < 5 else events[7])])
+    tuning = Tuning(task_bytes=8 << 10)
+    sources = expand([archive])
+    tasks = planned(sources, 2, tuning, tmp_path)
+    large = sources.index(archive / "large.jsonl")
+    assert sum(part[0] == large for task in tasks for part in task) > 3  # in ranges
+    assert max(len(task) for task in tasks) >= 6  # the small files share a task
+    local = siq_schemas.convert(archive, tmp_path / "local", keys=KEY_A, workers=1)
+    dask = siq_schemas.convert(archive, tmp_path / "dask", keys=KEY_A, engine="dask", scheduler=cluster, tuning=tuning)
+    assert same(local, dask) and dask.duplicates == local.duplicates == 26
+    assert output_of(tmp_path / "dask") == output_of(tmp_path / "local")
+
+
 def test_a_file_gone_before_its_task_runs_is_one_reject_and_read_when_back(tmp_path, cluster, monkeypatch):
     """A file removed between planning and its Dask task is one `unreadable` reject, read by the next run that can."""
     archive = split_archive(tmp_path / "archive")
@@ -85,8 +105,8 @@ def test_a_file_gone_before_its_task_runs_is_one_reject_and_read_when_back(tmp_p
     gone = write_lines(archive / "part-5.jsonl", [record])
     fingerprint = plan.fingerprint
 
-    def fingerprint_then_remove(path):
-        found = fingerprint(path)
+    def fingerprint_then_remove(path, *scan):
+        found = fingerprint(path, *scan)
         if str(path) == str(gone):
             gone.unlink()  # gone between planning and staging: the worker cannot open it
         return found

@@ -34,13 +34,13 @@ from hypothesis import strategies as st
 
 import siq_schemas
 import siq_schemas.tables
-from siq_schemas.converter import merge
+from siq_schemas.converter import Tuning, merge
 from siq_schemas.dedupe import event_key
 from siq_schemas.exceptions import REASONS, PayloadInvalid, UnknownEvent, Unreadable
 from siq_schemas.parse import loads
 from siq_schemas.read import BOM, RAW_PREFIX, Limits, read_records
 from tests import fuzzing
-from tests.archives import bomb, chat, envelope
+from tests.archives import bomb, chat, envelope, output_of
 from tests.conftest import KEYS, sign, write_lines
 from tests.fuzzing import fuzz
 from tests.processes import siq_ready, snapshot
@@ -268,7 +268,8 @@ def lines_of(text: bytes) -> list[bytes]:
 
 @fuzz(10, st.tuples(st.lists(archive_file(ITEM, json_files=False), min_size=1, max_size=3), st.booleans(), LIMITS))
 def test_convert_accounts_for_every_record(case: tuple[list[dict[str, Any]], bool, Limits]) -> None:
-    """A hostile archive converts: the identity holds, rejects keep their records, only verified events, reruns idle."""
+    """A hostile archive converts: the identity holds, rejects keep their records, only verified events, reruns idle;
+    its plain files read in ranges of a few lines give the same output."""
     files, allow_unsigned, limits = case
     options = {"keys": KEY_A, "allow_unsigned": allow_unsigned, "workers": 1}
     options |= {"max_record_bytes": limits.max_record_bytes, "max_depth": limits.max_depth}
@@ -291,6 +292,8 @@ def test_convert_accounts_for_every_record(case: tuple[list[dict[str, Any]], boo
             assert report.records_read + report.blank_lines + report.pending == len(lines)  # a torn last line waits
         again = siq_schemas.convert(archive, out, **options)
         assert (again.records_read, again.files_unchanged) == (0, len(files))
+        siq_schemas.convert(archive, Path(folder) / "ranges", **options, tuning=Tuning(task_bytes=300))
+        assert output_of(Path(folder) / "ranges") == output_of(out)
 
 
 def signed_hostile(files: list[dict[str, Any]]) -> set[str]:
@@ -371,6 +374,7 @@ STEP = st.one_of(
     st.tuples(st.just("keys"), st.sampled_from(["", "a", "ab"])),  # a key added or dropped
     st.tuples(st.just("allow_unsigned"), st.booleans()),
     st.tuples(st.just("max_record_bytes"), st.sampled_from([2048, 8 << 20])),  # a limit raised or lowered
+    st.tuples(st.just("task_bytes"), st.sampled_from([1500, 64 << 20])),  # plain files read in ranges, or whole
     st.tuples(st.just("run"), st.booleans()),  # a run, maybe interrupted before it commits
 )
 RUNS = st.tuples(
@@ -385,12 +389,13 @@ RUNS = st.tuples(
 
 @fuzz(6, RUNS)
 def test_any_sequence_of_runs_ends_as_one_fresh_conversion(case: tuple[list[Any], list[tuple[Any, ...]]]) -> None:
-    """Any runs over growing, torn, compressed files with changing keys and limits end as one fresh conversion."""
+    """Any runs over growing, torn, compressed files (read whole or in ranges) with changing keys and limits end as
+    one fresh conversion."""
     files, steps = case
     contents = [b"".join(line + b"\n" for line in written) for _, written in files]
     suffixes = [suffix for suffix, _ in files]
     written = [0.0, 0.0]
-    settings: dict[str, Any] = {"keys": "", "allow_unsigned": False, "max_record_bytes": 8 << 20}
+    settings: dict[str, Any] = {"keys": "", "allow_unsigned": False, "max_record_bytes": 8 << 20, "task_bytes": 1500}
     with tempfile.TemporaryDirectory() as folder:
         archive, out = Path(folder) / "in", Path(folder) / "out"
         archive.mkdir()
@@ -401,7 +406,7 @@ def test_any_sequence_of_runs_ends_as_one_fresh_conversion(case: tuple[list[Any]
 
         def options() -> dict[str, Any]:
             keys = {"": None, "a": KEY_A, "ab": [KEY_A, KEYS / "key_b_public.pem"]}[settings["keys"]]
-            return {"keys": keys, "workers": 1} | {
+            return {"keys": keys, "workers": 1, "tuning": Tuning(task_bytes=settings["task_bytes"])} | {
                 name: settings[name] for name in ("allow_unsigned", "max_record_bytes")
             }
 
@@ -430,7 +435,7 @@ def test_any_sequence_of_runs_ends_as_one_fresh_conversion(case: tuple[list[Any]
                 assert report.balanced and report.duplicates >= 0
             elif kind in settings:
                 settings[kind] = values[0]
-        siq_schemas.convert(archive, Path(folder) / "fresh", **options())
+        siq_schemas.convert(archive, Path(folder) / "fresh", **options() | {"tuning": Tuning()})
         assert output_tables(out) == output_tables(Path(folder) / "fresh")
 
 

@@ -1,9 +1,9 @@
-"""The Dask engine: each file of an archive is staged by a task on a Dask cluster.
+"""The Dask engine: the tasks of a run (files, or ranges of a file) are staged on a Dask cluster.
 
-A task does for one file what a worker process of the local engine does (read,
-verify, parse, validate, identify, flatten: :func:`siq_schemas.converter.stage.stage_file`),
+A Dask task does what a worker process of the local engine does with a task (read,
+verify, parse, validate, identify, flatten: :func:`siq_schemas.converter.stage.stage_task`),
 into a temporary folder of its worker. It returns the staged Parquet files, as
-bytes, with the file's counts and drift; this process writes them into the run's
+bytes, with each file's counts and drift; this process writes them into the run's
 staging folder as they arrive. So the workers share no storage with this
 process: they need the package and the sources (paths they can open, or URLs),
 nothing else. The merge then runs here, as with the local engine: every staged
@@ -28,7 +28,7 @@ from dataclasses import replace
 
 from .. import _signals
 from ..exceptions import ClusterError
-from .stage import FileResult, Task, stage_file
+from .stage import FileResult, Task, stage_task
 from .staging import Staging
 
 #: The workers of a local cluster do not sample their threads' stacks every 10 ms: that cost a
@@ -39,10 +39,10 @@ PROFILE_OFF = {"distributed.worker.profile.enabled": False}
 @contextmanager
 def staged_on_cluster(
     tasks: list[Task], workers: int, scheduler: str | None
-) -> Iterator[Iterator[tuple[Task, FileResult]]]:
-    """Stage ``tasks`` on a cluster; yields an iterator of ``(task, result)`` in the order they finish.
+) -> Iterator[Iterator[tuple[Task, list[FileResult]]]]:
+    """Stage ``tasks`` on a cluster; yields an iterator of ``(task, results)`` in the order they finish.
 
-    Each file's staged rows are in the run's staging folder when its pair is yielded.
+    A task's staged rows are in the run's staging folder when its pair is yielded.
     """
     try:
         import dask
@@ -70,16 +70,16 @@ def staged_on_cluster(
                 )
                 client = stack.enter_context(Client(cluster, set_as_default=False))
         run = uuid.uuid4().hex[:12]
-        keys = [f"siq-stage-{run}-{task.index}" for task in tasks]
+        keys = [f"siq-stage-{run}-{task.number}" for task in tasks]
         futures = client.map(_stage_elsewhere, tasks, key=keys, pure=False)
         by_key = dict(zip(keys, tasks, strict=True))
 
-        def staged() -> Iterator[tuple[Task, FileResult]]:
-            for future, (result, files) in as_completed(futures, loop=client.loop, with_results=True):
+        def staged() -> Iterator[tuple[Task, list[FileResult]]]:
+            for future, (results, files) in as_completed(futures, loop=client.loop, with_results=True):
                 task = by_key[future.key]
                 Staging(task.stage).unpack(files)
                 future.release()
-                yield task, result
+                yield task, results
 
         try:
             yield staged()
@@ -88,8 +88,8 @@ def staged_on_cluster(
             raise
 
 
-def _stage_elsewhere(task: Task) -> tuple[FileResult, dict[str, bytes]]:
-    """Stage one file into a temporary folder (on a worker); its result and its staged files by relative path."""
+def _stage_elsewhere(task: Task) -> tuple[list[FileResult], dict[str, bytes]]:
+    """Stage one task into a temporary folder (on a worker); its results and its staged files by relative path."""
     with tempfile.TemporaryDirectory(prefix="siq-stage-") as folder:
-        result = stage_file(replace(task, stage=folder))
-        return result, Staging(folder).pack()
+        results = stage_task(replace(task, stage=folder))
+        return results, Staging(folder).pack()

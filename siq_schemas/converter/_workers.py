@@ -22,24 +22,24 @@ from contextlib import contextmanager
 from multiprocessing import get_all_start_methods, get_context
 
 from .. import _signals
-from .stage import FileResult, Task, stage_file
+from .stage import FileResult, Task, stage_task
 
 _PR_SET_PDEATHSIG = 1
 
 
 @contextmanager
-def staged(tasks: list[Task], size: int) -> Iterator[Iterator[tuple[Task, FileResult]]]:
-    """Stage ``tasks`` on a pool of ``size`` worker processes; yields ``(task, result)`` pairs as files finish.
+def staged(tasks: list[Task], size: int) -> Iterator[Iterator[tuple[Task, list[FileResult]]]]:
+    """Stage ``tasks`` on a pool of ``size`` worker processes; yields ``(task, results)`` pairs as tasks finish.
 
     When the block raises anything (an error, a stop signal), the workers are
-    killed at once and the queued files dropped.
+    killed at once and the queued tasks dropped.
     """
     method = "fork" if "fork" in get_all_start_methods() else "spawn"
     context = get_context(method)
     executor = ProcessPoolExecutor(size, context, initializer=_started, initargs=(os.getpid(), _signals.ignored))
     try:
         with _signals.held_back():  # a signal in a fork's callbacks would be dropped
-            futures = {executor.submit(stage_file, task): task for task in tasks}
+            futures = {executor.submit(stage_task, task): task for task in tasks}
         yield ((futures[future], future.result()) for future in as_completed(futures))
     except BaseException:
         with _signals.held_back():  # a second signal does not cut this short

@@ -7,11 +7,12 @@ engine's tasks :mod:`siq_schemas.converter._dask`.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from contextlib import ExitStack, nullcontext
 from typing import Any
 
 from . import _workers
-from .stage import FileResult, Task, stage_file
+from .stage import FileResult, Part, Task, stage_task
 from .tuning import TUNING
 
 #: The engines that can stage the files: this machine's processes, or a Dask cluster.
@@ -34,11 +35,12 @@ def stage(
     scheduler: str | None = None,
     parallel_bytes: int = TUNING.parallel_bytes,
 ) -> list[FileResult]:
-    """Stage every file, in parallel worker processes when there are several files and workers.
+    """Stage every task, in parallel worker processes when there are several tasks and workers; a result per file.
 
     The local engine stages archives smaller than ``parallel_bytes`` in this process.
+    The results of a file read in ranges by several tasks are joined into one (see :func:`joined`).
 
-    With the ``dask`` engine, each file is a task on a Dask cluster instead (:mod:`siq_schemas.converter._dask`).
+    With the ``dask`` engine, the tasks run on a Dask cluster instead (:mod:`siq_schemas.converter._dask`).
 
     Workers (:mod:`siq_schemas.converter._workers`) start before this process runs any
     thread (progress bar, DuckDB); on an error or a stop signal they are killed.
@@ -52,16 +54,38 @@ def stage(
         elif workers > 1 and len(tasks) > 1 and total >= parallel_bytes:
             staged = stack.enter_context(_workers.staged(tasks, min(workers, len(tasks))))
         else:
-            staged = ((task, stage_file(task)) for task in tasks)
+            staged = ((task, stage_task(task)) for task in tasks)
         bar = stack.enter_context(_progress(total, progress))
-        results: list[FileResult] = []
-        for task, result in staged:
-            results.append(result)
+        pieces: defaultdict[int, list[tuple[Part, FileResult]]] = defaultdict(list)
+        records = 0
+        for task, results in staged:
+            for part, result in zip(task.parts, results, strict=True):
+                pieces[part.index].append((part, result))
+                records += sum(result.counts.values()) - result.counts["blank"]
             if progress:
-                records = sum(sum(done.counts.values()) - done.counts["blank"] for done in results)
-                bar.set_postfix(files=len(results), records=f"{records:,}", refresh=False)
+                bar.set_postfix(files=len(pieces), records=f"{records:,}", refresh=False)
                 bar.update(task.size)
-    return results
+    return [joined(pieces[index]) for index in sorted(pieces)]
+
+
+def joined(pieces: list[tuple[Part, FileResult]]) -> FileResult:
+    """The result of a file from those of its ranges: counts and drift added in the file's order, its tail the last's.
+
+    Its longest record is the longest of any range.
+
+    A file that could not be opened, or broke, in one range is so as a whole.
+    """
+    pieces.sort(key=lambda piece: piece[0].start)
+    result = pieces[0][1]
+    for _, later in pieces[1:]:
+        result.counts.update(later.counts)
+        result.drift.update(later.drift)
+        result.unopened |= later.unopened
+        result.widest = max(result.widest, later.widest)
+        broken = result.tail.broken or later.tail.broken
+        result.tail = later.tail
+        result.tail.broken = broken
+    return result
 
 
 def _progress(total: int, enabled: bool) -> Any:

@@ -6,13 +6,13 @@ settings that decide the rows (keys, signature policy, limits, the output
 :data:`~siq_schemas.tables.FORMAT`). When those differ, or an input changed
 other than by growing, the run rebuilds the output from the sources: those of
 the run and the inputs the manifest knows that still exist. The plan is a
-:class:`Plan`: the :class:`~siq_schemas.converter.stage.Task` of each file to
-read, the manifest's inputs after the run, and the previous output to merge with.
+:class:`Plan`: the tasks (:class:`~siq_schemas.converter.stage.Task`) that read the files,
+of similar size (:mod:`~siq_schemas.converter.tasks`), the manifest's inputs
+after the run, and the previous output to merge with.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,7 +27,8 @@ from ..keys import Keyring
 from ..read import EMPTY_SHA256, Limits, lines_digest, prefix_digest
 from ..tables import FORMAT, TABLES
 from .report import Report, count_pending
-from .stage import Task
+from .stage import Part, Task
+from .tasks import fingerprint, granule, target_size, tasks_of, work
 from .tuning import TUNING, Tuning
 
 #: Where a run says that it rebuilds the output, and which known inputs are gone (a warning each).
@@ -64,23 +65,36 @@ def plan_run(
     stage: Path,
     rebuild: bool = False,
     tuning: Tuning = TUNING,
+    workers: int = 1,
 ) -> Plan:
-    """The plan of a run over ``paths`` into output folder ``out`` (``previous`` its manifest), sized by ``tuning``."""
+    """The plan of a run over ``paths`` into output folder ``out`` (``previous`` its manifest), sized by ``tuning``.
+
+    Its tasks are of similar size, for ``workers`` workers (see :mod:`~siq_schemas.converter.tasks`).
+    """
     settings = settings_of(keyring, allow_unsigned, limits)
     reason = "rebuild asked for" if rebuild and previous else outdated(previous, settings, out)
+    every = granule(tuning)
     if not reason:
         known = {entry["path"]: entry for entry in (previous or {}).get("inputs", [])}
-        tasks, inputs, changed = plan_files(paths, known, keyring, allow_unsigned, stage, report, limits)
+        parts, cuts, inputs, changed = plan_files(paths, known, report, limits, every)
         reason = f"{changed}: changed other than by growing" if changed else ""
     if reason:  # only an existing output is rebuilt
         log.warning("siq convert: %s: rebuilding from the sources", reason)
         paths, gone = rebuild_sources(paths, previous or {})
         report = Report(out=report.out, rebuilt=reason, gone=gone)
-        tasks, inputs, _ = plan_files(paths, {}, keyring, allow_unsigned, stage, report, limits)
+        parts, cuts, inputs, _ = plan_files(paths, {}, report, limits, every)
     base = out if previous is not None and not reason else None
-    size = merged_size(tasks, base)
+    size = merged_size(parts, base)
     buckets = buckets_for(size, tuning)
-    tasks = [replace(task, buckets=buckets, limits=limits, batch=tuning.batch) for task in tasks]
+    pems = tuple(key.pem() for key in keyring) if keyring else None
+    inline = workers <= 1 or sum(part.size for part in parts) < tuning.parallel_bytes
+    target = target_size(sum(work(part) for part in parts), workers, inline, tuning)
+    tasks = tasks_of(
+        parts,
+        cuts,
+        target,
+        lambda of, number: Task(of, number, pems, allow_unsigned, str(stage), buckets, limits, tuning.batch),
+    )
     report.pending = count_pending(inputs)
     before = dict(previous["tables"]) if base is not None and previous else {}
     return Plan(tasks, inputs, settings, report, base, before, buckets, size)
@@ -131,13 +145,11 @@ def rebuild_sources(paths: list[Path | str], previous: dict[str, Any]) -> tuple[
 def plan_files(
     paths: list[Path | str],
     known: dict[str, dict[str, Any]],
-    keyring: Keyring | None,
-    allow_unsigned: bool,
-    stage: Path,
     report: Report,
     limits: Limits,
-) -> tuple[list[Task], dict[str, dict[str, Any]], str | None]:
-    """Which files to read and from which line, the manifest's inputs after the run, and a file that changed.
+    every: int,
+) -> tuple[list[Part], dict[int, tuple[tuple[int, int], ...]], dict[str, dict[str, Any]], str | None]:
+    """Which files to read and from where, the manifest's inputs after the run, and a file that changed.
 
     A file whose bytes are as before is skipped. Otherwise it is resumed after
     its last complete record when the digest of its data up to there is as
@@ -146,10 +158,14 @@ def plan_files(
     data starts the same way, and takes its place; a plain file whose complete
     lines its compressed copy among ``paths`` holds is not read. A known file
     that changed otherwise is returned: the output must then be rebuilt.
+
+    A plain JSON Lines file is read as a range of lines, from the line start at
+    or before where its complete records ended: its line starts about every
+    ``every`` bytes are returned by its index, for it to be cut in smaller ranges.
     """
     inputs = dict(known)
-    pems = tuple(key.pem() for key in keyring) if keyring else None
-    tasks: list[Task] = []
+    parts: list[Part] = []
+    cuts: dict[int, tuple[tuple[int, int], ...]] = {}
     report.files = len(paths)
     keys = [storage.key(path) for path in paths]  # one key however a path was spelled (relative, .., links)
     copied, present = _copied(paths, keys, limits), set(keys)
@@ -159,13 +175,16 @@ def plan_files(
             report.files_unchanged += 1
             inputs.pop(key, None)
             continue
+        lines = key.endswith(LINE_SUFFIXES)  # plain JSON Lines: read in ranges of lines
+        mark = old["offset"] if lines and old and old["sha256"] is not None else 0
         try:
-            size, digest = fingerprint(path)
+            found = fingerprint(path, every if lines else 0, mark)
         except Unreadable:  # staged as one reject, and not again while it stays unreadable
             if old and old["sha256"] is None:
                 report.files_unchanged += 1
                 continue
-            size, digest = 0, None
+            found, lines = None, False
+        size, digest = (found.size, found.sha256) if found else (0, None)
         if old and old["size"] == size and old["sha256"] == digest:
             report.files_unchanged += 1
             continue
@@ -179,9 +198,11 @@ def plan_files(
         }
         base = old or _copy_of(key, known, copied, present)  # a compressed copy goes on from where its input was
         if digest is not None and base is not None and base["sha256"] is not None:
-            prefix, more = prefix_digest(path, base["offset"], limits)
+            prefix, more = (
+                (found.prefix, found.size > mark) if found and lines else prefix_digest(path, base["offset"], limits)
+            )
             if old is not None and (prefix != base["prefix_sha256"] or base.get("broken")):
-                return tasks, inputs, key
+                return parts, cuts, inputs, key
             if prefix == base["prefix_sha256"]:
                 entry |= {name: base[name] for name in ("offset", "lines", "prefix_sha256")}
                 inputs.pop(base["path"], None)
@@ -190,8 +211,14 @@ def plan_files(
                     report.files_unchanged += 1
                     continue
         inputs[key] = entry
-        tasks.append(Task(str(path), index, entry["lines"], pems, allow_unsigned, str(stage), size))
-    return tasks, inputs, None
+        part = Part(str(path), key, index, entry["lines"], size)
+        if found and lines:  # the lines from the line start at or before its last complete record's end
+            part = replace(
+                part, size=size - found.start, start=found.start, lines=found.lines, end=size, ends=found.ends
+            )
+            cuts[index] = found.cuts
+        parts.append(part)
+    return parts, cuts, inputs, None
 
 
 def _plain(key: str) -> str:
@@ -222,13 +249,13 @@ def _copied(paths: list[Path | str], keys: list[str], limits: Limits) -> set[str
     return copied
 
 
-def merged_size(tasks: list[Task], previous: Path | None) -> int:
+def merged_size(parts: list[Part], previous: Path | None) -> int:
     """About how much JSON the merge handles: what memory-bounded passes are sized by.
 
     Compressed inputs count eight times their size; the previous output's
     events (Parquet, compressed) count eight times theirs.
     """
-    size = sum(task.size * (8 if task.path.endswith((".gz", ".zst")) else 1) for task in tasks)
+    size = sum(work(part) for part in parts)
     if previous is not None:
         size += 8 * sum(path.stat().st_size for path in (previous / "events").glob("*.parquet"))
     return size
@@ -252,17 +279,3 @@ def ranges_for(size: int, tuning: Tuning = TUNING, widest: int = 0) -> int:
     if size <= tuning.sort_bytes and widest <= tuning.wide_record_bytes:
         return 1
     return min(max(-(-size // tuning.range_bytes), 1), tuning.ranges)
-
-
-def fingerprint(path: Path | str) -> tuple[int, str]:
-    """Size and SHA-256 of a file's bytes: a file whose bytes are as before needs no other look."""
-    digest = hashlib.sha256()
-    size = 0
-    try:
-        with storage.open_input(path) as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-                size += len(chunk)
-    except OSError as error:
-        raise Unreadable(error.strerror or str(error), str(path)) from None
-    return size, digest.hexdigest()

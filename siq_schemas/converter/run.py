@@ -112,7 +112,17 @@ def convert(
         temp = held.prepare()
         try:
             run = plan_run(
-                paths, held.folder, previous, report, keyring, allow_unsigned, limits, temp / "_stage", rebuild, tuning
+                paths,
+                held.folder,
+                previous,
+                report,
+                keyring,
+                allow_unsigned,
+                limits,
+                temp / "_stage",
+                rebuild,
+                tuning,
+                workers,
             )
             report = run.report
             if run.unchanged:  # nothing new: the output stays as it is

@@ -1,7 +1,9 @@
-"""Staging: one file of an archive read, verified, parsed, validated, identified and flattened.
+"""Staging: the files of a task read, verified, parsed, validated, identified and flattened.
 
 A worker of the local engine (a process of :func:`siq_schemas.convert`)
-or a task of the Dask engine (:mod:`siq_schemas.converter._dask`) stages one file: each
+or a task of the Dask engine (:mod:`siq_schemas.converter._dask`) stages one
+:class:`Task`: small files one after the other, or a range of lines of a large
+one (:mod:`~siq_schemas.converter.tasks`), into the same batches. Each
 record is read (:mod:`~siq_schemas.read`), its signature checked
 (:mod:`~siq_schemas.verify`), its body parsed and validated
 (:mod:`~siq_schemas.validate`, with the drift check of :mod:`~siq_schemas.drift`),
@@ -21,12 +23,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from .. import storage
 from ..dedupe import event_key
 from ..drift import Drift
 from ..exceptions import PayloadInvalid, SignatureMissing, SiqSchemasError, Unreadable
 from ..keys import Keyring, load_keys
-from ..read import LIMITS, Limits, Record, Tail, read_records
+from ..read import LIMITS, Limits, Record, Tail, read_range, read_records
 from ..tables import TABLES
 from ..validate import validate
 from ..verify import record_key
@@ -36,17 +37,45 @@ from .tuning import Batch
 
 
 @dataclass(frozen=True)
-class Task:
+class Part:
+    """What a task reads of one file: all of it, or (plain JSON Lines) the lines that start in a byte range.
+
+    ``end`` None: the file is read whole, from its start. Otherwise the lines that
+    start from byte ``start`` (a line start, after ``lines`` lines) up to ``end``
+    (a line start, or the end of the data planned) are read; the last range of a
+    file carries ``ends``, the SHA-256 of the data up to each offset its complete
+    records can end at (its last newline, its end), for its :class:`~siq_schemas.read.Tail`.
+    Lines up to ``skip_lines`` were read by a previous run and are not staged again.
+    """
+
     path: str
-    index: int
+    input: str  # the file's key in the manifest's inputs
+    index: int  # the file's place in the archive: its rows' positions follow it
     skip_lines: int
+    size: int  # bytes of the file (of the range) to read
+    start: int = 0
+    lines: int = 0
+    end: int | None = None
+    ends: tuple[tuple[int, str], ...] = ()
+    piece: int = 0  # the range's place in its file
+
+
+@dataclass(frozen=True)
+class Task:
+    """Files, or ranges of a file, that one worker stages one after the other into the same batches."""
+
+    parts: tuple[Part, ...]
+    number: int  # the task's place in the plan: names its staged batches
     keys: tuple[str, ...] | None
     allow_unsigned: bool
     stage: str
-    size: int
     buckets: int = 1
     limits: Limits = LIMITS
     batch: Batch = field(default_factory=Batch)
+
+    @property
+    def size(self) -> int:
+        return sum(part.size for part in self.parts)
 
 
 @dataclass
@@ -60,32 +89,33 @@ class FileResult:
     unopened: bool = False  # the file could not be opened: read it again next run
 
 
-def stage_file(task: Task) -> FileResult:
-    """Read, verify, parse, validate, identify and flatten one file into the staging area.
+def stage_task(task: Task) -> list[FileResult]:
+    """Read, verify, parse, validate, identify and flatten a task's files into the staging area; a result per part.
 
-    The cyclic garbage collector is paused while a batch is built: parsed
+    The parts are read one after the other into the same batches. The cyclic
+    garbage collector is paused while a batch is built: parsed
     payloads make no reference cycles, and collecting young objects over and
     over cost about a tenth of the time. It runs once per batch instead.
     """
     keyring = load_keys(*task.keys) if task.keys else None
-    result = FileResult(storage.key(storage.location(task.path)), resumed=task.skip_lines > 0)
     rows, rejects = Rows(entity_bytes=task.batch.entity_bytes), _Rejects()
     staging = Staging(task.stage, task.buckets)
+    results: list[FileResult] = []
     batch = raw_bytes = 0
 
     def flush() -> None:
         nonlocal rows, rejects, batch, raw_bytes
         tables = rows.tables()
         tables["rejects"] = rejects.table()
-        staging.write(tables, f"{task.index:06d}-{batch:05d}")
+        staging.write(tables, f"{task.number:06d}-{batch:05d}")
         rows, rejects, batch, raw_bytes = Rows(entity_bytes=task.batch.entity_bytes), _Rejects(), batch + 1, 0
         gc.collect(1)  # the young generations only: a full collection costs ~35 ms, per file
 
     collecting = gc.isenabled()
     gc.disable()
     try:
-        for record in _records(task, result):
-            if 0 < record.line <= task.skip_lines:  # line 0: the file could not be opened
+        for part, result, record in _records(task, results):
+            if 0 < record.line <= part.skip_lines:  # line 0: the file could not be opened
                 continue
             if record.kind == "blank":
                 result.counts["blank"] += 1
@@ -99,23 +129,39 @@ def stage_file(task: Task) -> FileResult:
                 rejects.add(record, error)
             else:
                 result.counts["accepted"] += 1
-                rows.add(event_key(payload), payload, delivery, task.index << 32 | record.line, record.floats)
+                rows.add(event_key(payload), payload, delivery, part.index << 32 | record.line, record.floats)
             if rows.count + len(rejects.rows) >= task.batch.records or raw_bytes >= task.batch.raw_bytes:
                 flush()
         flush()
     finally:
         if collecting:
             gc.enable()
-    return result
+    return results
 
 
-def _records(task: Task, result: FileResult) -> Iterator[Record]:
-    """The records of a task's file, or one ``unreadable`` record when it cannot be opened (gone since planned)."""
+def _records(task: Task, results: list[FileResult]) -> Iterator[tuple[Part, FileResult, Record]]:
+    """The records of a task's parts in order, each with its part and the part's result (added to ``results``)."""
+    for part in task.parts:
+        result = FileResult(part.input, resumed=part.skip_lines > 0)
+        results.append(result)
+        for record in _read(part, task.limits, result):
+            yield part, result, record
+
+
+def _read(part: Part, limits: Limits, result: FileResult) -> Iterator[Record]:
+    """The records of a part, or one ``unreadable`` record when its file cannot be opened (gone since planned).
+
+    Of a file read in ranges, only the first range yields that record: the file is one reject.
+    """
     try:
-        yield from read_records(task.path, task.limits, result.tail)
+        if part.end is None:
+            yield from read_records(part.path, limits, result.tail)
+        else:
+            yield from read_range(part.path, part.start, part.end, part.lines, limits, result.tail, dict(part.ends))
     except Unreadable as error:  # raised only when the file cannot be opened
         result.unopened = True
-        yield Record(error.source, 0, b"", "unreadable", error=error)
+        if part.piece == 0:
+            yield Record(error.source, 0, b"", "unreadable", error=error)
 
 
 def _accept(

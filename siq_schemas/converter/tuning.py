@@ -39,9 +39,18 @@ class Tuning:
     ``memory_limit``: DuckDB's memory budget for the merge (beyond it, it spills to disk). ``batch_rows``: rows per
     batch the merge hands to the Parquet writer (and at most per row group of its passes). ``rows_per_file``: rows
     per Parquet file of a final table (a file is closed at the first row group past it).
+
+    Files are staged in tasks of similar size: ``tasks_per_worker`` tasks per worker, of at least
+    ``min_task_bytes`` and at most ``task_bytes`` of input each (compressed input counting eight times;
+    a run staged in this process, one task of ``task_bytes``). A plain JSON Lines file larger than a
+    task is read in ranges of lines by several tasks at once; smaller files share a task, read one
+    after the other into the same batches.
     """
 
     parallel_bytes: int = 4 << 20
+    task_bytes: int = 64 << 20
+    min_task_bytes: int = 1 << 20
+    tasks_per_worker: int = 4
     bucket_bytes: int = 256 << 20
     range_bytes: int = 64 << 20
     sort_bytes: int = 256 << 20
