@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import os
 import subprocess
 import sys
 import zlib
@@ -347,3 +348,31 @@ def test_an_object_store_archive_grows_and_rebuilds_like_a_folder(tmp_path):
         files = [fs._strip_protocol(file) for file in siq_schemas.table_files(out, name)]
         remote = pq.read_table(files, filesystem=fs, schema=TABLES[name].schema)
         assert remote.drop_columns([c for c in ("source",) if c in remote.column_names]) == table, name
+
+
+def test_a_file_whose_size_mtime_and_inode_are_as_recorded_is_not_read_again(tmp_path):
+    """As git does, a file with the size, mtime and inode of the last run is trusted unread; another mtime is hashed."""
+    path = tmp_path / "a.jsonl"
+    path.write_text("".join(lines(3)))
+    hour_ago = path.stat().st_mtime_ns - 3600 * 10**9
+    os.utime(path, ns=(hour_ago, hour_ago))  # written long before the run: its mtime can be trusted
+    assert siq_schemas.convert(path, tmp_path / "out", keys=KEY_A).events_written == 3
+    with path.open("r+b") as file:  # the same size, the same inode, and the mtime put back: trusted, not read
+        file.write(b" ")
+    os.utime(path, ns=(hour_ago, hour_ago))
+    again = siq_schemas.convert(path, tmp_path / "out", keys=KEY_A)
+    assert (again.files_unchanged, again.records_read) == (1, 0)
+    os.utime(path, ns=(hour_ago + 10**9, hour_ago + 10**9))  # another mtime: hashed, and the change seen
+    assert siq_schemas.convert(path, tmp_path / "out", keys=KEY_A).rebuilt
+
+
+def test_a_file_written_just_before_a_run_is_hashed_again_next_run(tmp_path):
+    """A file modified within the clock's tick of a run is not trusted by its mtime: a same-size rewrite is seen."""
+    path = tmp_path / "a.jsonl"
+    path.write_text("".join(lines(3)))
+    written = path.stat().st_mtime_ns
+    siq_schemas.convert(path, tmp_path / "out", keys=KEY_A)
+    path.write_text("".join(lines(3, start=3)))  # other events, the same length
+    os.utime(path, ns=(written, written))
+    again = siq_schemas.convert(path, tmp_path / "out", keys=KEY_A)
+    assert again.rebuilt and again.events_written == 3

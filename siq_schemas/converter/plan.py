@@ -14,6 +14,7 @@ after the run, and the previous output to merge with.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -175,6 +176,10 @@ def plan_files(
             report.files_unchanged += 1
             inputs.pop(key, None)
             continue
+        stat = _stat(path)  # taken before the file is read: a change while it is read shows next run
+        if old and stat is not None and old.get("stat") == stat:  # as git does: same size, mtime and inode
+            report.files_unchanged += 1
+            continue
         lines = key.endswith(LINE_SUFFIXES)  # plain JSON Lines: read in ranges of lines
         mark = old["offset"] if lines and old and old["sha256"] is not None else 0
         try:
@@ -187,6 +192,7 @@ def plan_files(
         size, digest = (found.size, found.sha256) if found else (0, None)
         if old and old["size"] == size and old["sha256"] == digest:
             report.files_unchanged += 1
+            inputs[key] = old | {"stat": stat}
             continue
         entry: dict[str, Any] = {
             "path": key,
@@ -195,6 +201,7 @@ def plan_files(
             "offset": 0,
             "lines": 0,
             "prefix_sha256": EMPTY_SHA256,
+            "stat": stat,
         }
         base = old or _copy_of(key, known, copied, present)  # a compressed copy goes on from where its input was
         if digest is not None and base is not None and base["sha256"] is not None:
@@ -219,6 +226,27 @@ def plan_files(
             cuts[index] = found.cuts
         parts.append(part)
     return parts, cuts, inputs, None
+
+
+#: A file modified this close to the run (in nanoseconds) is hashed again next run whatever its
+#: mtime says: another write in the same tick of the file system's clock would not change it.
+RACY_NS = 2_000_000_000
+
+
+def _stat(path: Path | str) -> list[int] | None:
+    """Size, mtime (ns) and inode of a local file, the manifest's note to skip it unread next run; None for a URL.
+
+    None too for a file modified within :data:`RACY_NS` of now, as git treats a "racily clean" file.
+    """
+    if not isinstance(path, Path):
+        return None
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    if found.st_mtime_ns > time.time_ns() - RACY_NS:
+        return None
+    return [found.st_size, found.st_mtime_ns, found.st_ino]
 
 
 def _plain(key: str) -> str:
