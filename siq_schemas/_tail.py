@@ -5,16 +5,22 @@ them as they pass, or, for a byte range of a plain file, through
 :class:`Ranged`, which is given the digests instead: the SHA-256 of a file's
 data cannot be computed in parts, so the run's plan computes it once, over the
 whole file, at the offsets where the last range's complete records can end.
+It also computes the digests a run's plan compares with those the manifest
+noted (:func:`lines_digest`, :func:`prefix_digest`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
 
-from ._decompress import Broken, read_chunk
+from . import storage
+from ._decompress import Broken, Truncated, decompressed, read_chunk
+from ._text import path_text
+from .exceptions import Unreadable
 
 #: The SHA-256 of no data: the digest of a file of which nothing is read yet.
 EMPTY_SHA256 = hashlib.sha256().hexdigest()
@@ -106,3 +112,55 @@ class Ranged(Hashed):
         digest = self.digests.get(offset)
         tail.offset, tail.lines, tail.sha256 = offset, lines, digest or EMPTY_SHA256
         tail.pending, tail.broken = self.size - offset, broken or (digest is None and bool(self.digests))
+
+
+# The digests the plan compares with a manifest's: of the data up to the last newline, or up to an offset.
+
+
+def open_input(where: str) -> IO[bytes]:
+    """A file (or URL) opened for reading; :class:`Unreadable` naming it when it cannot be."""
+    try:
+        return storage.open_input(where)
+    except OSError as error:
+        raise Unreadable(error.strerror or str(error), path_text(where)) from None
+
+
+def lines_digest(path: str | os.PathLike[str], max_ratio: int, ratio_floor: int) -> tuple[int, str]:
+    """The offset just after the last newline of a file's (decompressed) data, and the SHA-256 of the data up to it.
+
+    Data after a break counts as not there; ``max_ratio`` and ``ratio_floor`` are the
+    :class:`~siq_schemas.read.Limits` of decompression. Raises :class:`Unreadable` when the file cannot be opened.
+    """
+    raw = open_input(os.fspath(path))
+    with raw:
+        chunks = Hashed(decompressed(raw, path_text(os.fspath(path)), max_ratio, ratio_floor))
+        try:
+            for _ in chunks:
+                pass
+        except Broken:
+            pass
+    return chunks.line_end, chunks.at_line_end.hexdigest()
+
+
+def prefix_digest(
+    path: str | os.PathLike[str], offset: int, max_ratio: int, ratio_floor: int
+) -> tuple[str | None, bool]:
+    """The SHA-256 of the first ``offset`` bytes of a file's (decompressed) data, and whether more data follows.
+
+    The digest is None when the data holds fewer bytes, or breaks before them
+    (see :class:`Tail`); more data "follows" a break that is not a mere early
+    end of compressed data. Raises :class:`Unreadable` when the file cannot be opened.
+    """
+    raw = open_input(os.fspath(path))
+    digest, done = hashlib.sha256(), 0
+    with raw:
+        try:
+            for chunk in decompressed(raw, path_text(os.fspath(path)), max_ratio, ratio_floor):
+                if done + len(chunk) > offset:
+                    digest.update(chunk[: offset - done])
+                    return digest.hexdigest(), True
+                digest.update(chunk)
+                done += len(chunk)
+        except Broken as error:
+            return (digest.hexdigest() if done == offset else None), not isinstance(error, Truncated)
+    return (digest.hexdigest() if done == offset else None), False

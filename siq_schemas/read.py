@@ -33,16 +33,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
-from . import executions, storage
+from . import executions
 from ._decompress import CHUNK, Broken, Truncated, decompressed
 from ._tail import EMPTY_SHA256 as EMPTY_SHA256  # the readers' names, as before
-from ._tail import Hashed, Ranged
+from ._tail import Hashed, Ranged, open_input
 from ._tail import Tail as Tail
 from ._text import path_text
 from .exceptions import Unreadable
@@ -144,7 +143,7 @@ def read_records(
     name = where.removesuffix(".gz").removesuffix(".zst")
     if os.path.isdir(where):  # a folder that :func:`expand` could not list
         raise Unreadable(_unlisted(where), source)
-    raw = _open(where)  # closed below, also when the consumer stops early
+    raw = open_input(where)  # closed below, also when the consumer stops early
     with raw:
         chunks = Hashed(decompressed(raw, source, limits.max_ratio, limits.ratio_floor, chunk_bytes))
         if not name.endswith(JSON_SUFFIXES):
@@ -170,54 +169,9 @@ def read_range(
     data up to each offset where the records may end, see :class:`~siq_schemas._tail.Ranged`).
     """
     where = os.fspath(path)
-    raw = _open(where)
+    raw = open_input(where)
     with raw:
         yield from _lines_file(Ranged(raw, start, end, digests), path_text(where), limits, tail, lines)
-
-
-def lines_digest(path: str | os.PathLike[str], limits: Limits = LIMITS) -> tuple[int, str]:
-    """The offset just after the last newline of a file's (decompressed) data, and the SHA-256 of the data up to it.
-
-    Data after a break counts as not there. Raises :class:`Unreadable` when the file cannot be opened.
-    """
-    raw = _open(os.fspath(path))
-    with raw:
-        chunks = Hashed(decompressed(raw, path_text(os.fspath(path)), limits.max_ratio, limits.ratio_floor))
-        try:
-            for _ in chunks:
-                pass
-        except Broken:
-            pass
-    return chunks.line_end, chunks.at_line_end.hexdigest()
-
-
-def prefix_digest(path: str | os.PathLike[str], offset: int, limits: Limits = LIMITS) -> tuple[str | None, bool]:
-    """The SHA-256 of the first ``offset`` bytes of a file's (decompressed) data, and whether more data follows.
-
-    The digest is None when the data holds fewer bytes, or breaks before them
-    (see :class:`Tail`); more data "follows" a break that is not a mere early
-    end of compressed data. Raises :class:`Unreadable` when the file cannot be opened.
-    """
-    raw = _open(os.fspath(path))
-    digest, done = hashlib.sha256(), 0
-    with raw:
-        try:
-            for chunk in decompressed(raw, path_text(os.fspath(path)), limits.max_ratio, limits.ratio_floor):
-                if done + len(chunk) > offset:
-                    digest.update(chunk[: offset - done])
-                    return digest.hexdigest(), True
-                digest.update(chunk)
-                done += len(chunk)
-        except Broken as error:
-            return (digest.hexdigest() if done == offset else None), not isinstance(error, Truncated)
-    return (digest.hexdigest() if done == offset else None), False
-
-
-def _open(where: str) -> IO[bytes]:
-    try:
-        return storage.open_input(where)
-    except OSError as error:
-        raise Unreadable(error.strerror or str(error), path_text(where)) from None
 
 
 def _unlisted(folder: str) -> str:

@@ -22,10 +22,11 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from .. import storage
+from .._tail import lines_digest, prefix_digest
 from ..exceptions import Unreadable
 from ..inputs import LINE_SUFFIXES, expand
 from ..keys import Keyring
-from ..read import EMPTY_SHA256, Limits, lines_digest, prefix_digest
+from ..read import EMPTY_SHA256, Limits
 from ..tables import FORMAT, TABLES
 from .report import Report, count_pending
 from .stage import Part, Task
@@ -206,7 +207,9 @@ def plan_files(
         base = old or _copy_of(key, known, copied, present)  # a compressed copy goes on from where its input was
         if digest is not None and base is not None and base["sha256"] is not None:
             prefix, more = (
-                (found.prefix, found.size > mark) if found and lines else prefix_digest(path, base["offset"], limits)
+                (found.prefix, found.size > mark)
+                if found and lines
+                else prefix_digest(path, base["offset"], limits.max_ratio, limits.ratio_floor)
             )
             if old is not None and (prefix != base["prefix_sha256"] or base.get("broken")):
                 return parts, cuts, inputs, key
@@ -269,8 +272,8 @@ def _copied(paths: list[Path | str], keys: list[str], limits: Limits) -> set[str
     for path, key in zip(paths, keys, strict=True):
         if key.endswith(LINE_SUFFIXES) and key in compressed:
             try:
-                offset, digest = lines_digest(path, limits)
-                if prefix_digest(compressed[key], offset, limits)[0] == digest:
+                offset, digest = lines_digest(path, limits.max_ratio, limits.ratio_floor)
+                if prefix_digest(compressed[key], offset, limits.max_ratio, limits.ratio_floor)[0] == digest:
                     copied.add(key)
             except Unreadable:
                 continue
