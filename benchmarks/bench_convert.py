@@ -122,9 +122,18 @@ class Bench:
                 done = result.get("error") or f"{result['seconds']:.2f} s"
                 log(f"    {name} (run {number + 1}): {done}")
 
-    def siq(self, name: str, sources: list[Path], *extra: str, keep: bool = False) -> Callable[[], dict[str, Any]]:
+    def siq(
+        self, name: str, sources: list[Path], *extra: str, keep: bool = False, again: bool = False
+    ) -> Callable[[], dict[str, Any]]:
+        """A run of ``siq convert`` into a fresh output (kept afterwards with ``keep``), or ``again`` into the last."""
         out = self.tmp / f"out-{name.replace(' ', '-')}"
-        return lambda: siq_convert(sources, out, *extra, keep=keep)
+
+        def run() -> dict[str, Any]:
+            if not again:
+                shutil.rmtree(out, ignore_errors=True)
+            return siq_convert(sources, out, *extra, keep=keep)
+
+        return run
 
     def peer(self, name: str, *arguments: Path) -> Callable[[], dict[str, Any]]:
         out = self.tmp / (f"peer-{name}" + ("" if name in ("dlt", "rsa") else ".parquet"))
@@ -217,7 +226,7 @@ class Bench:
             self.note("big", sorted(big.iterdir()))
             self.alternate({"siq big": self.siq("big", [big], keep=True)}, runs=1)
             if "rerun" in wanted:
-                self.alternate({"siq big again": self.siq("big", [big], keep=True)})
+                self.alternate({"siq big again": self.siq("big", [big], keep=True, again=True)})
             shutil.rmtree(big)
         return self.report()
 
