@@ -202,10 +202,10 @@ def test_a_full_disk_leaves_the_previous_output(previous, monkeypatch, capsys, w
 
 @pytest.mark.parametrize("kib", [16, 64])
 def test_a_real_write_failure_is_one_clean_line(previous, kib):
-    """With the process's file size limit hit (a real EFBIG from the OS), siq convert exits 2 with one line."""
+    """A table over the process's file size limit (a real EFBIG from the OS): siq convert exits 2 with one line."""
     archive, out, before = previous
     write_lines(
-        archive / "c.jsonl", [envelope("department.deleted", f"d{i}", 1_772_000_000_000 + i) for i in range(2000)]
+        archive / "c.jsonl", [envelope("department.deleted", f"d{i}", 1_772_000_000_000 + i) for i in range(kib * 125)]
     )
 
     def small_files() -> None:

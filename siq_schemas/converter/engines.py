@@ -7,6 +7,7 @@ engine's tasks :mod:`siq_schemas.converter._dask`.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import defaultdict
 from collections.abc import Callable
@@ -40,10 +41,8 @@ def preload() -> Callable[[], None]:
     """
 
     def load() -> None:
-        try:
+        with contextlib.suppress(ImportError):  # pyarrow then does without it
             import pandas  # noqa: F401
-        except ImportError:  # pyarrow then does without it
-            pass
 
     thread = threading.Thread(target=load, name="siq-preload", daemon=True)
     thread.start()

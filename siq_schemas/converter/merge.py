@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import shutil
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -48,8 +49,8 @@ def build(
     """
     spill = temp / "_spill"
     spill.mkdir()
-    con = duckdb.connect(  # a database file, so that its tables too live on disk beyond the memory limit
-        str(spill / "merge.duckdb"),
+    con = duckdb.connect(  # in memory: its tables, like its joins and sorts, go to temp_directory past the limit
+        ":memory:",
         config={
             "threads": max(threads, 1),
             "memory_limit": tuning.memory_limit,
@@ -59,7 +60,7 @@ def build(
             "partitioned_write_flush_threshold": 4 * tuning.batch_rows,
         },
     )
-    con.execute("SET TimeZone = 'UTC'")
+    _session(con)
     con.execute(f"SET temp_directory = '{sql_path(spill)}'")
     passes = _Passes(con, temp, tuning)
     try:
@@ -84,11 +85,12 @@ def build(
                 con.execute(f"CREATE OR REPLACE VIEW p_{table} AS FROM {table} WHERE {staging.bucket_sql(bucket)}")
             queries = {"events": dedupe.events_sql("p_events", "p_keep", "p_facts")}
             queries |= {table.name: dedupe.history_sql(f'"p_{table.name}"', "p_keep") for table in HISTORY}
-            for name in merged:
-                if direct:
-                    passes.write(f"FROM ({queries[name]}) ORDER BY event_time, event_key", name)
-                else:
-                    passes.copy(queries[name], spill / name, bucket, f"CASE {split} END" if len(times) > 1 else None)
+            if direct:
+                passes.together(
+                    [(f"FROM ({queries[name]}) ORDER BY event_time, event_key", name) for name in merged], threads
+                )
+            for name in merged if not direct else ():
+                passes.copy(queries[name], spill / name, bucket, f"CASE {split} END" if len(times) > 1 else None)
         con.execute("RESET disabled_optimizers")
         for name in merged if not direct else ():  # then each table sorted, one range of event times after the other
             passes.sorted(name, "event_time, event_key", ranges)
@@ -107,6 +109,11 @@ def build(
         con.close()
     shutil.rmtree(spill, ignore_errors=True)  # DuckDB's database and the passes: not part of the output
     return {name: passes.counts[name] for name in TABLES}, duplicates
+
+
+def _session(con: duckdb.DuckDBPyConnection) -> None:
+    """Set what each connection (or cursor) of the merge's database sets for itself: times are in UTC."""
+    con.execute("SET TimeZone = 'UTC'")
 
 
 def _duplicates(con: duckdb.DuckDBPyConnection, deliveries: str, previous: Path | None) -> int:
@@ -190,14 +197,43 @@ class _Passes:
             ]
         self.write(sqls, name)
 
-    def write(self, sql: str | list[str], name: str) -> None:
+    def together(self, passes: list[tuple[str, str]], threads: int) -> None:
+        """Write tables ``(sql, name)`` as :meth:`write` does, up to ``threads`` at a time, each on its own cursor.
+
+        One table's pass leaves cores idle (its final sort, pyarrow's writer); passes side by side fill them.
+        """
+        if threads <= 1:
+            for sql, name in passes:
+                self.write(sql, name)
+            return
+        cursors = [self.con.cursor() for _ in passes]
+        try:
+            with ThreadPoolExecutor(threads) as pool:
+                for cursor in cursors:
+                    _session(cursor)
+                running = [pool.submit(self.write, *job, cursor) for job, cursor in zip(passes, cursors, strict=True)]
+                try:
+                    for done in running:
+                        done.result()
+                except BaseException:  # an error or a stop signal: the other passes stop at once too
+                    for future in running:
+                        future.cancel()
+                    for cursor in cursors:
+                        cursor.interrupt()
+                    raise
+        finally:
+            for cursor in cursors:
+                cursor.close()
+
+    def write(self, sql: str | list[str], name: str, con: duckdb.DuckDBPyConnection | None = None) -> None:
         """Write table ``name`` as the rows of ``sql``, or of several queries one after the other."""
+        con = con or self.con
         schema = TABLES[name].schema
         columns = ", ".join(f'"{c}"' for c in schema.names)
         rows = self.tuning.batch_rows
 
         def batches() -> Iterator[pa.RecordBatch]:
             for query in [sql] if isinstance(sql, str) else sql:
-                yield from self.con.sql(f"SELECT {columns} FROM ({query})").to_arrow_reader(rows)
+                yield from con.sql(f"SELECT {columns} FROM ({query})").to_arrow_reader(rows)
 
         self.counts[name] = write.write_table(batches(), schema, self.temp / name, self.tuning.rows_per_file)

@@ -101,7 +101,8 @@ class Staging:
             """The staged rows of table ``name`` (of the bucket), as a relation: no file, no rows."""
             if glob.glob(f"{glob.escape(str(self.folder / name))}/{buckets}/*.parquet"):
                 return f"read_parquet('{parquet_glob(self.folder / name, buckets)}')"
-            con.register(f"empty_{name}", SCHEMAS[name].empty_table())
+            if not con.execute(f"SELECT 1 FROM duckdb_tables() WHERE table_name = 'empty_{name}'").fetchall():
+                con.from_arrow(SCHEMAS[name].empty_table()).create(f"empty_{name}")  # every cursor sees a table
             return f'"empty_{name}"'
 
         events = staged(STAGED_EVENTS.name)
