@@ -44,6 +44,10 @@ def run() -> None:
             raise
         print("siq: interrupted", file=sys.stderr)
         code = 130
+    if signal.getsignal(signal.SIGINT) is interrupt:
+        # The command is done: the interpreter resets a handler to the system's default as it exits,
+        # and a Ctrl-C then would kill the process and hide the command's own exit code.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.exit(code)
 
 

@@ -10,7 +10,8 @@ lock released, the previous output kept.
 While worker processes or a cluster start (:func:`held_back`), a stop signal
 waits for the end of that step: an exception raised in the middle of it (in the
 callbacks of a fork, in a cluster's constructor) would be dropped, or leave
-processes that nothing stops.
+processes that nothing stops. One that arrives while the new output goes in
+place is too late and dropped: the run has finished.
 """
 
 from __future__ import annotations
@@ -78,8 +79,8 @@ def stop(number: int) -> KeyboardInterrupt:
 
 
 @contextmanager
-def held_back() -> Iterator[None]:
-    """Let a stop signal that arrives during the block take effect only after it."""
+def held_back(drop: bool = False) -> Iterator[None]:
+    """Let a stop signal that arrives during the block take effect only after it (with ``drop``, not at all)."""
     global _held
     if _held is not None or threading.current_thread() is not threading.main_thread():
         yield
@@ -89,5 +90,5 @@ def held_back() -> Iterator[None]:
         yield
     finally:
         held, _held = _held, None
-        if held:
+        if held and not drop:
             signal.raise_signal(held[0])  # handled now, by the handler of handled()

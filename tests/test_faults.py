@@ -223,6 +223,21 @@ def test_a_real_write_failure_is_one_clean_line(previous, kib):
 # ---------------------------------------------------------------------------- interrupts and crashes
 
 
+def test_an_interrupt_as_the_output_goes_in_place_is_too_late(previous, monkeypatch, capsys):
+    """Ctrl-C while the new output replaces the previous one: the run finishes (exit 0), the new output in place."""
+    archive, out, before = previous
+    put_in_place = output.commit
+
+    def commit(temp, folder):
+        put_in_place(temp, folder)
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C as the previous output is being removed
+
+    monkeypatch.setattr(output, "commit", commit)
+    assert main(["convert", str(archive), "--out", str(out), "--quiet"]) == 0
+    assert len(siq_schemas.read_table(out, "events")) == len(chat())
+    assert snapshot(out) != before and not leftovers(out)
+
+
 def test_an_interrupt_in_the_merge_is_an_interrupt(previous, monkeypatch, capsys):
     """DuckDB's own Ctrl-C error becomes an interrupt: exit 130, `siq: interrupted`, the previous output intact."""
     archive, out, before = previous
