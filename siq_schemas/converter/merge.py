@@ -98,13 +98,19 @@ def build(
         for name in TABLES:
             if name in passes.counts:
                 con.execute(f"CREATE VIEW \"t_{name}\" AS SELECT * FROM read_parquet('{parquet_glob(temp / name)}')")
-        conversations = partial(fold.conversations_sql, "t_events", "t_conversation_events", "t_messages", "t_ratings")
-        passes.joined(conversations, "conversations", buckets, "conversation_id")
-        views = ("t_events", "t_visitor_events", "t_conversation_events", "t_messages", "t_ratings")
-        passes.joined(partial(fold.visitors_sql, *views), "visitors", buckets, "visitor_id")
+        chats = ("t_events", "t_conversation_events", "t_messages", "t_ratings")
+        visits = ("t_events", "t_visitor_events", "t_conversation_events", "t_messages", "t_ratings")
         admin = ("t_operator_events", "t_department_events")
-        passes.joined(partial(fold.operators_sql, *admin), "operators", buckets, "operator_id")
-        passes.joined(partial(fold.departments_sql, *admin), "departments", buckets, "department_id")
+        folds = [
+            (partial(fold.conversations_sql, *chats), "conversations", "conversation_id"),
+            (partial(fold.visitors_sql, *visits), "visitors", "visitor_id"),
+            (partial(fold.operators_sql, *admin), "operators", "operator_id"),
+            (partial(fold.departments_sql, *admin), "departments", "department_id"),
+        ]
+        if direct:  # each folded table joined and sorted in one query too
+            passes.together([(f"FROM ({sql('TRUE')}) ORDER BY {order}", name) for sql, name, order in folds], threads)
+        for sql, name, order in folds if not direct else ():
+            passes.joined(sql, name, buckets, order)
     finally:
         con.close()
     shutil.rmtree(spill, ignore_errors=True)  # DuckDB's database and the passes: not part of the output
