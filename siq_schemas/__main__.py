@@ -12,6 +12,7 @@ instead of raised: native modules interrupted while they load do not raise a
 command ends as interrupted.
 """
 
+import gc
 import os
 import signal
 import sys
@@ -44,6 +45,9 @@ def run() -> None:
             raise
         print("siq: interrupted", file=sys.stderr)
         code = 130
+    # The interpreter's last garbage collection as it exits walks every object the command left, about
+    # 0.2 s after a conversion; frozen, they are freed without that walk.
+    gc.freeze()
     if signal.getsignal(signal.SIGINT) is interrupt:
         # The command is done: the interpreter resets a handler to the system's default as it exits,
         # and a Ctrl-C then would kill the process and hide the command's own exit code.
