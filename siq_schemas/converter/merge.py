@@ -1,9 +1,10 @@
 """Merge stage: staged rows and the previous output to deduplicated, folded tables.
 
-DuckDB does the merge, out of core: it spills joins and sorts to disk, so
-memory does not grow with the archive. A small archive (one bucket of event
-keys and one range of event times, see :class:`~siq_schemas.converter.tuning.Tuning`)
-is joined and sorted in one query per table. A larger one never holds a join
+DuckDB does the merge, out of core: it spills joins, sorts and its in-memory
+tables to disk, so memory does not grow with the archive. A small archive (one
+bucket of event keys and one range of event times, see
+:class:`~siq_schemas.converter.tuning.Tuning`) is joined and sorted in one query
+per table, two tables at a time. A larger one never holds a join
 and a sort of wide rows in one query (DuckDB handles that badly): it is
 merged one bucket of event keys at a time (the workers wrote the staged rows
 in buckets), so every join's hash table stays small, and each table is then
