@@ -12,7 +12,6 @@ Linux a worker is also killed by the system when the run's process dies
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import os
 import signal
@@ -36,8 +35,6 @@ def staged(tasks: list[Task], size: int) -> Iterator[Iterator[tuple[Task, list[F
     killed at once and the queued tasks dropped.
     """
     method = "fork" if "fork" in get_all_start_methods() else "spawn"
-    if method == "fork":
-        _preload()
     context = get_context(method)
     executor = ProcessPoolExecutor(size, context, initializer=_started, initargs=(os.getpid(), _signals.ignored))
     try:
@@ -51,16 +48,6 @@ def staged(tasks: list[Task], size: int) -> Iterator[Iterator[tuple[Task, list[F
             executor.shutdown(cancel_futures=True)
         raise
     executor.shutdown()
-
-
-def _preload() -> None:
-    """Import pandas before forking, so that neither the workers nor the merge after them import it again.
-
-    pyarrow imports pandas the first time it converts Python values to an array: about 0.4 s in
-    every process that does.
-    """
-    with contextlib.suppress(ImportError):  # pyarrow then does without it
-        import pandas  # noqa: F401
 
 
 def _started(parent: int, ignored: frozenset[int]) -> None:
