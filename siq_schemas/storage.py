@@ -74,20 +74,21 @@ def open_input(source: str | os.PathLike[str]) -> IO[bytes]:
 
 
 def open_file(path: str | os.PathLike[str]) -> IO[bytes]:
-    """Open a local file for reading bytes; raise :class:`OSError` for one that :func:`special` names."""
+    """Open a local file for reading bytes; raise :class:`OSError` for one that :func:`special` names.
+
+    The file object owns the descriptor from the moment it is open, so an error or a signal
+    at any point closes it once and comes out as itself.
+    """
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)  # a FIFO's open never blocks
-    descriptor = os.open(path, flags)
+    handle = open(path, "rb", opener=lambda name, _: os.open(name, flags))  # noqa: SIM115 (returned)
     try:
-        mode = os.fstat(descriptor).st_mode
-        if stat.S_ISDIR(mode):
-            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
-        kind = special(mode)
+        kind = special(os.fstat(handle.fileno()).st_mode)
         if kind is not None:
             raise OSError(errno.EINVAL, f"{kind}, not a regular file", os.fspath(path))
-        return open(descriptor, "rb")  # reading a regular file never blocks, O_NONBLOCK or not
     except BaseException:
-        os.close(descriptor)
+        handle.close()
         raise
+    return handle  # reading a regular file never blocks, O_NONBLOCK or not
 
 
 def expand_url(url: str, wanted: Callable[[PurePosixPath], bool]) -> list[str]:

@@ -7,15 +7,18 @@ the exit code, one line, no process left, no leftovers, the previous output.
 
 from __future__ import annotations
 
+import collections
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 
 import siq_schemas
+from siq_schemas import storage
 from tests.processes import (
     HAS_PROC,
     alive,
@@ -169,6 +172,51 @@ def test_ctrl_c_while_the_command_loads_is_an_interrupt(archive, tmp_path):
         assert process.returncode == 130, error
         assert error.strip() == "siq: interrupted", error
         assert not leftovers(out), [sorted(left.rglob("*")) for left in leftovers(out)]
+
+
+class Stopped(Exception):
+    """What the handler of the test below raises, as SIGINT's raises KeyboardInterrupt."""
+
+
+def test_a_signal_while_an_input_opens_comes_out_as_itself(archive):
+    """A signal landing at any point of opening an input raises the handler's exception, never an OSError.
+
+    Regression guard: the descriptor was closed twice when the signal landed inside
+    ``open()``, and the EBADF that came out made a Ctrl-C a file "unreadable" and the run go on.
+    """
+    armed = False
+
+    def handler(number: int, frame: object) -> None:
+        if armed:
+            raise Stopped
+
+    def pester() -> None:
+        while not done.is_set():
+            os.kill(os.getpid(), signal.SIGUSR1)
+            time.sleep(0.00005)
+
+    previous = signal.signal(signal.SIGUSR1, handler)
+    done = threading.Event()
+    thread = threading.Thread(target=pester)
+    thread.start()
+    outcomes: collections.Counter[str] = collections.Counter()
+    try:
+        for _ in range(40_000):
+            try:
+                armed = True
+                with storage.open_file(archive / "small" / "0.jsonl"):
+                    armed = False
+                outcomes["opened"] += 1
+            except Stopped:
+                outcomes["stopped"] += 1
+            except OSError as error:
+                outcomes[f"OSError {error}"] += 1
+            armed = False
+    finally:
+        done.set()
+        thread.join()
+        signal.signal(signal.SIGUSR1, previous)
+    assert set(outcomes) == {"opened", "stopped"}, outcomes
 
 
 def test_importing_the_package_installs_no_signal_handler():
