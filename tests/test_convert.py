@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +19,7 @@ from siq_schemas.converter.plan import ranges_for
 from siq_schemas.tables import TABLES
 from tests.archives import chat, envelope, tables_of
 from tests.conftest import DEPARTMENT_DELETED, KEYS, RATED, delivery, write_lines
+from tests.processes import big_archive
 
 KEY_A = KEYS / "key_a_public.pem"
 
@@ -289,3 +292,34 @@ def test_top_level_fields_without_a_column_are_kept_in_extra(tmp_path):
     assert json.loads(extra["2"]) == {"region": "eu", "trace": {"id": 40526000000002040}}
     assert '"id":40526000000002040' in extra["2"]
     assert pd.isna(extra["1"])
+
+
+_PANDAS_WATCH = """
+import os, sys
+def note(text):
+    with open(sys.argv[1], "a") as notes:
+        notes.write(text + "\\n")
+class Watch:  # notes each import of pandas, by any process (forked workers inherit it)
+    def find_spec(self, name, path=None, target=None):
+        if name == "pandas":
+            note(f"pandas imported by {'the run' if os.getpid() == run else 'a worker'}")
+run = os.getpid()
+sys.meta_path.insert(0, Watch())
+from siq_schemas.cli import main
+code = main(sys.argv[2:])
+note("run done")
+import pandas, pyarrow as pa  # pandas stays importable, and pyarrow converts it
+assert pa.Table.from_pandas(pandas.DataFrame({"a": [1]})).num_rows == 1
+sys.exit(code)
+"""
+
+
+def test_siq_convert_never_imports_pandas_and_leaves_it_usable(tmp_path):
+    """pyarrow imports pandas (0.4 s) when it first converts Python values; no process of ``siq convert`` needs it."""
+    notes = tmp_path / "notes"
+    count = big_archive(tmp_path / "archive")
+    command = ["convert", str(tmp_path / "archive"), "--out", str(tmp_path / "out"), "--workers", "2", "--quiet"]
+    done = subprocess.run([sys.executable, "-c", _PANDAS_WATCH, str(notes), *command], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert pq.read_table(tmp_path / "out" / "events").num_rows == count
+    assert notes.read_text().splitlines() == ["run done", "pandas imported by the run"]

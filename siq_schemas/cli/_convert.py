@@ -75,6 +75,7 @@ def convert_command(
     interrupted, 143 on SIGTERM, 129 on SIGHUP.
     """
     from ..converter import convert  # pyarrow and duckdb load only for this command
+    from ..converter._workers import without_pandas
     from ..exceptions import Terminated
 
     if scheduler is not None and engine != "dask":
@@ -84,6 +85,7 @@ def convert_command(
         archive_paths(local_files)  # a key file among the sources is a usage error, never records
     keyring = load_keys(*key_files) if key_files else None
     _say_warnings()
+    without_pandas()  # this process converts no pandas objects
     try:
         report = convert(
             sources,

@@ -13,6 +13,7 @@ Linux a worker is also killed by the system when the run's process dies
 from __future__ import annotations
 
 import ctypes
+import importlib.abc
 import os
 import signal
 import sys
@@ -20,6 +21,9 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from multiprocessing import get_all_start_methods, get_context
+from typing import Any
+
+import pyarrow as pa
 
 from .. import _signals
 from .stage import FileResult, Task, stage_task
@@ -62,3 +66,31 @@ def _started(parent: int, ignored: frozenset[int]) -> None:
         ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # libc's, already loaded: no lookup
     if os.getppid() != parent:  # the run died before the line above
         os._exit(1)
+    without_pandas()
+
+
+def without_pandas() -> None:
+    """Have pyarrow take pandas as absent in this process, so that it never imports it (about 0.4 s of CPU).
+
+    pyarrow imports pandas the first time it converts Python values to an array, to tell
+    a pandas object from a sequence, and remembers what it found. The converter gives it
+    typed Python sequences only, so in the processes the package owns (its worker
+    processes, ``siq convert``) pandas is refused to that first look. It stays importable:
+    what needs it (``to_pandas``) imports it then. Nothing changes once pandas is imported.
+    """
+    if "pandas" in sys.modules:
+        return
+    refuse = _Refuse()
+    sys.meta_path.insert(0, refuse)
+    try:
+        pa.array([], pa.int64())  # the first conversion: the look for pandas
+    finally:
+        sys.meta_path.remove(refuse)
+
+
+class _Refuse(importlib.abc.MetaPathFinder):
+    """A finder that refuses to import pandas."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name.partition(".")[0] == "pandas":
+            raise ImportError("pandas is not used here")

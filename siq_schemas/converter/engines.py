@@ -7,10 +7,7 @@ engine's tasks :mod:`siq_schemas.converter._dask`.
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from collections import defaultdict
-from collections.abc import Callable
 from contextlib import ExitStack, nullcontext
 from typing import Any
 
@@ -28,25 +25,6 @@ def check(engine: str, scheduler: str | None) -> None:
         raise ValueError(f"unknown engine {engine!r}; engines: {', '.join(ENGINES)}")
     if scheduler is not None and engine != "dask":
         raise ValueError("a scheduler address needs engine='dask'")
-
-
-def preload() -> Callable[[], None]:
-    """Start importing pandas in a background thread; return the function that waits for it to finish.
-
-    pyarrow imports pandas the first time it converts Python values to an array (its pandas
-    shim), which takes about 0.4 s: in every worker process, and again in the merge. Imported
-    while the run plans, before the workers are forked, it is paid once and mostly in parallel
-    with the planning. Call the returned function before forking: a fork must not copy a
-    half-done import.
-    """
-
-    def load() -> None:
-        with contextlib.suppress(ImportError):  # pyarrow then does without it
-            import pandas  # noqa: F401
-
-    thread = threading.Thread(target=load, name="siq-preload", daemon=True)
-    thread.start()
-    return thread.join
 
 
 def stage(

@@ -107,7 +107,6 @@ def convert(
     paths = expand([sources] if isinstance(sources, str | os.PathLike) else sources)
     keyring = None if keys is None else as_keyring(keys)
     workers = workers or os.cpu_count() or 1
-    preloaded = engines.preload()
     with _signals.handled() as interrupted, output.opened(out, wait) as held:
         previous, report = held.previous(), Report(out=held.name)
         temp = held.prepare()
@@ -131,7 +130,6 @@ def convert(
                 report.tables, report.drift = dict(run.before), len(drift.merged(drift.read(held.folder)))
                 report.seconds = time.perf_counter() - started
                 return report
-            preloaded()
             results = engines.stage(run.tasks, workers, progress, engine, scheduler, tuning.parallel_bytes)
             tally(results, run.inputs, report)
             report.drift = len(drift.save(temp, run.base, ((r.input, r.drift, r.resumed) for r in results)))

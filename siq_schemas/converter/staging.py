@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from ..tables import HISTORY, TABLES
 from .flatten import DELIVERIES, STAGED_EVENTS, Rows, staged_schema
 from .history import history_sql
+from .write import empty
 
 if TYPE_CHECKING:
     import duckdb
@@ -53,7 +54,8 @@ class Staging:
             if not data.num_rows:
                 continue
             if self.buckets > 1 and "event_key" in data.column_names:
-                ids = pa.array([int(key[0], 16) % self.buckets for key in data.column("event_key").to_pylist()])
+                keys = data.column("event_key").to_pylist()
+                ids = pa.array([int(key[0], 16) % self.buckets for key in keys], pa.int64())
                 parts = [(bucket, data.filter(pc.equal(ids, bucket))) for bucket in range(self.buckets)]
             else:
                 parts = [(0, data)]
@@ -102,7 +104,7 @@ class Staging:
             if glob.glob(f"{glob.escape(str(self.folder / name))}/{buckets}/*.parquet"):
                 return f"read_parquet('{parquet_glob(self.folder / name, buckets)}')"
             if not con.execute(f"SELECT 1 FROM duckdb_tables() WHERE table_name = 'empty_{name}'").fetchall():
-                con.from_arrow(SCHEMAS[name].empty_table()).create(f"empty_{name}")  # every cursor sees a table
+                con.from_arrow(empty(SCHEMAS[name])).create(f"empty_{name}")  # every cursor sees a table
             return f'"empty_{name}"'
 
         events = staged(STAGED_EVENTS.name)

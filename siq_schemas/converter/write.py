@@ -49,10 +49,15 @@ def write_table(batches: Iterator[pa.RecordBatch], schema: pa.Schema, folder: Pa
     if pending:
         flush()
     if writer is None:
-        pq.write_table(schema.empty_table(), folder / "part-00000.parquet", compression="zstd")
+        pq.write_table(empty(schema), folder / "part-00000.parquet", compression="zstd")
     else:
         writer.close()
     return rows
+
+
+def empty(schema: pa.Schema) -> pa.Table:
+    """A table of ``schema`` with no rows (``schema.empty_table()`` converts Python values: it imports pandas)."""
+    return pa.Table.from_batches([], schema=schema)
 
 
 def _cast(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
