@@ -22,13 +22,14 @@ import copy
 import json
 from functools import cache, cached_property
 from importlib.resources import files
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import jsonschema_rs
-from referencing import Registry
-from referencing.jsonschema import DRAFT202012
 
 from .exceptions import UnknownEvent
+
+if TYPE_CHECKING:
+    from referencing import Registry
 
 #: Resources that are not event schemas.
 SUPPORT = ("defs", "envelope")
@@ -137,7 +138,13 @@ def unpublished(name: str) -> bool:
 
 @cache
 def registry(strict: bool | Variant = False) -> Registry:
-    """Every shipped schema of one variant, by ``$id``; nothing else can be retrieved."""
+    """Every shipped schema of one variant, by ``$id``; nothing else can be retrieved.
+
+    ``referencing`` loads here, for ``jsonschema`` (which explains a payload the compiled validators refuse).
+    """
+    from referencing import Registry
+    from referencing.jsonschema import DRAFT202012
+
     resources = [(doc["$id"], DRAFT202012.create_resource(doc)) for doc in _documents(_variant(strict)).values()]
     return Registry().with_resources(resources).crawl()
 

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import get_args
 
-from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -246,6 +245,8 @@ def _from_pem_block(label: str, body: str, name: str) -> PublicKey:
         raise KeyInvalid(f"{name}: {_PRIVATE}")
     der = _b64decode(body, name)
     if label == "CERTIFICATE":
+        from cryptography import x509  # about 30 ms to import: only for a certificate
+
         try:
             key = x509.load_der_x509_certificate(der).public_key()
         except ValueError:
