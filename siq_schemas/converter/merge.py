@@ -81,11 +81,15 @@ def build(
         buckets = staging.buckets
         direct = buckets == 1 and len(times) == 1  # one bucket and one range: each table joined and sorted at once
         for bucket in range(buckets):  # one bucket of event keys at a time: each join's hash table stays small
-            staging.views(con, "p_", previous, bucket, keyed=True)
-            for table in ("keep", "facts"):
-                con.execute(f"CREATE OR REPLACE VIEW p_{table} AS FROM {table} WHERE {staging.bucket_sql(bucket)}")
-            queries = {"events": dedupe.events_sql("p_events", "p_keep", "p_facts")}
-            queries |= {table.name: dedupe.history_sql(f'"p_{table.name}"', "p_keep") for table in HISTORY}
+            if buckets == 1:  # the views of all the staged rows are the bucket's
+                p, keep, facts = "s_", "keep", "facts"
+            else:
+                p, keep, facts = "p_", "p_keep", "p_facts"
+                staging.views(con, p, previous, bucket, keyed=True)
+                for table in ("keep", "facts"):
+                    con.execute(f"CREATE OR REPLACE VIEW p_{table} AS FROM {table} WHERE {staging.bucket_sql(bucket)}")
+            queries = {"events": dedupe.events_sql(f"{p}events", keep, facts)}
+            queries |= {table.name: dedupe.history_sql(f'"{p}{table.name}"', keep) for table in HISTORY}
             if direct:
                 passes.together(
                     [(f"FROM ({queries[name]}) ORDER BY event_time, event_key", name) for name in merged], threads
