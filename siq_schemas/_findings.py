@@ -39,9 +39,13 @@ UNPUBLISHED = frozenset(event for event in _EVENTS if _registry.unpublished(even
 
 def strict_validators(event: str | None) -> _registry.Validators | None:
     """The strict validators of ``event`` (the envelope's when there is none); None for an unknown event."""
-    if event is None:
-        return _registry.validators("envelope", strict=True)
-    return _registry.validators(event, strict=True) if event in _EVENTS else None
+    found = _STRICT.get(event)
+    if found is None and (event is None or event in _EVENTS):  # built on first use, once per event
+        found = _STRICT[event] = _registry.validators(event or "envelope", strict=True)
+    return found
+
+
+_STRICT: dict[str | None, _registry.Validators] = {}
 
 
 def check(
